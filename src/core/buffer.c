@@ -1,0 +1,159 @@
+/*
+ * buffer.c — refcounted data buffers and the size-class pool behind them.
+ *
+ * Freed buffers go back to a free list per size class (four classes per
+ * power of two, so at most 25% slack) instead of to the system: a decode
+ * loop that allocates the same sizes every step then allocates nothing.
+ * The pool keeps at most AM_POOL_LIMIT bytes (env, default 1 GiB) idle.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#define N_CLASSES 256
+#define ALIGN 64
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static am_buffer *g_free[N_CLASSES]; /* idle buffers per size class */
+static size_t g_pooled, g_active, g_peak, g_limit;
+static uint64_t g_allocs, g_reuses, g_donated;
+
+static int size_class(size_t bytes, size_t *cap) {
+  if (bytes <= ALIGN) {
+    *cap = ALIGN;
+    return 0;
+  }
+  int k = 63 - __builtin_clzll((unsigned long long)(bytes - 1)); /* 2^k < bytes <= 2^(k+1) */
+  size_t base = (size_t)1 << k, step = base / 4;
+  size_t sub = (bytes - base + step - 1) / step; /* 1..4 */
+  *cap = base + sub * step;
+  if (*cap % ALIGN) *cap += ALIGN - *cap % ALIGN;
+  return k * 4 + (int)sub - 1;
+}
+
+static size_t pool_limit(void) {
+  if (!g_limit) {
+    const char *e = getenv("AM_POOL_LIMIT");
+    long long v = e ? atoll(e) : 0;
+    g_limit = v > 0 ? (size_t)v : ((size_t)1 << 30);
+  }
+  return g_limit;
+}
+
+am_buffer *am_buffer_new(size_t bytes) {
+  size_t cap;
+  int c = size_class(bytes ? bytes : 1, &cap);
+  am_buffer *b = NULL;
+  pthread_mutex_lock(&g_lock);
+  if (c < N_CLASSES && g_free[c]) {
+    b = g_free[c];
+    g_free[c] = b->next_free;
+    g_pooled -= b->cap;
+    g_reuses++;
+  }
+  pthread_mutex_unlock(&g_lock);
+  if (!b) {
+    b = calloc(1, sizeof *b);
+    void *d = b ? aligned_alloc(ALIGN, cap) : NULL;
+    if (!d) {
+      free(b);
+      am_set_error(AM_ERR_OOM, "out of memory allocating %zu bytes", bytes);
+      return NULL;
+    }
+    b->data = d;
+    b->cap = cap;
+    pthread_mutex_lock(&g_lock);
+    g_allocs++;
+    pthread_mutex_unlock(&g_lock);
+  }
+  atomic_init(&b->refs, 1);
+  b->bytes = bytes;
+  b->dtor = NULL;
+  b->dtor_ctx = NULL;
+  b->borrowed = false;
+  pthread_mutex_lock(&g_lock);
+  g_active += b->cap;
+  if (g_active > g_peak) g_peak = g_active;
+  pthread_mutex_unlock(&g_lock);
+  return b;
+}
+
+am_buffer *am_buffer_borrow(void *data, size_t bytes, void (*dtor)(void *),
+                            void *ctx) {
+  am_buffer *b = calloc(1, sizeof *b);
+  if (!b) {
+    am_set_error(AM_ERR_OOM, "out of memory");
+    return NULL;
+  }
+  atomic_init(&b->refs, 1);
+  b->data = data;
+  b->bytes = b->cap = bytes;
+  b->dtor = dtor;
+  b->dtor_ctx = ctx;
+  b->borrowed = true;
+  return b;
+}
+
+void am_buffer_retain(am_buffer *b) {
+  if (b) atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void am_buffer_release(am_buffer *b) {
+  if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  if (b->borrowed) {
+    if (b->dtor) b->dtor(b->dtor_ctx);
+    free(b);
+    return;
+  }
+  size_t cap;
+  int c = size_class(b->cap, &cap);
+  pthread_mutex_lock(&g_lock);
+  g_active -= b->cap;
+  if (c < N_CLASSES && cap == b->cap && g_pooled + b->cap <= pool_limit()) {
+    b->next_free = g_free[c];
+    g_free[c] = b;
+    g_pooled += b->cap;
+    pthread_mutex_unlock(&g_lock);
+    return;
+  }
+  pthread_mutex_unlock(&g_lock);
+  free(b->data);
+  free(b);
+}
+
+void am_memory_note_donation(void) {
+  pthread_mutex_lock(&g_lock);
+  g_donated++;
+  pthread_mutex_unlock(&g_lock);
+}
+
+am_memory_stats am_memory_get_stats(void) {
+  am_memory_stats s;
+  pthread_mutex_lock(&g_lock);
+  s.active_bytes = g_active;
+  s.pooled_bytes = g_pooled;
+  s.peak_bytes = g_peak;
+  s.n_allocs = g_allocs;
+  s.n_reuses = g_reuses;
+  s.n_donated = g_donated;
+  pthread_mutex_unlock(&g_lock);
+  return s;
+}
+
+void am_memory_clear_cache(void) {
+  pthread_mutex_lock(&g_lock);
+  for (int c = 0; c < N_CLASSES; c++) {
+    am_buffer *b = g_free[c];
+    while (b) {
+      am_buffer *next = b->next_free;
+      free(b->data);
+      free(b);
+      b = next;
+    }
+    g_free[c] = NULL;
+  }
+  g_pooled = 0;
+  pthread_mutex_unlock(&g_lock);
+}

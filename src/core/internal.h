@@ -1,0 +1,312 @@
+/*
+ * internal.h — what every part of libamorph shares: the array and node
+ * structs, the primitive descriptor, errors, buffers and CPU helpers.
+ * Not installed; the public API is include/amorph.h.
+ */
+#ifndef AM_INTERNAL_H
+#define AM_INTERNAL_H
+
+#include "amorph.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/* ======================================================================
+ *  Shapes
+ * ====================================================================== */
+
+/** What shape inference works on: dtype and dims, no data. */
+typedef struct am_meta {
+  am_dtype dtype;
+  int ndim;
+  int64_t shape[AM_MAX_DIMS];
+} am_meta;
+
+int64_t am_meta_size(const am_meta *m);
+/** "[2,3] f32" into buf; returns buf. */
+char *am_meta_str(const am_meta *m, char *buf, size_t n);
+/** Normalizes a possibly negative axis into [0, ndim); -1 when out of range. */
+int am_norm_axis(int axis, int ndim);
+/** NumPy broadcast of a and b into out; AM_ERR_SHAPE when incompatible. */
+am_status am_broadcast_shapes(const int64_t *a, int na, const int64_t *b,
+                              int nb, int64_t *out, int *nout);
+
+/* ======================================================================
+ *  Errors
+ * ====================================================================== */
+
+/** Sets the thread's message and runs the callback; returns s. */
+am_status am_set_error(am_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+am_status am_set_errorv(am_status s, const char *fmt, va_list ap);
+/** Shorthand used by shape inference: `return AM_FAIL(AM_ERR_SHAPE, ...)`. */
+#define AM_FAIL(status, ...) am_set_error((status), __VA_ARGS__)
+
+/* ======================================================================
+ *  Buffers (refcounted, pooled)
+ * ====================================================================== */
+
+typedef struct am_buffer {
+  atomic_int refs;
+  void *data;
+  size_t bytes;           /* requested size */
+  size_t cap;             /* allocated size (pool size class) */
+  void (*dtor)(void *);   /* borrowed data: called on release */
+  void *dtor_ctx;
+  bool borrowed;          /* user memory: never written, never pooled */
+  struct am_buffer *next_free; /* pool free-list link */
+} am_buffer;
+
+am_buffer *am_buffer_new(size_t bytes); /* NULL on OOM (error set) */
+am_buffer *am_buffer_borrow(void *data, size_t bytes, void (*dtor)(void *),
+                            void *ctx);
+void am_buffer_retain(am_buffer *b);
+void am_buffer_release(am_buffer *b);
+void am_memory_note_donation(void);
+
+/* ======================================================================
+ *  Arrays and nodes
+ * ====================================================================== */
+
+struct am_node;
+
+struct am_array_s {
+  atomic_int refs;
+  am_meta m;                      /* dtype, ndim, shape                  */
+  int64_t strides[AM_MAX_DIMS];   /* in elements; valid once buf is set  */
+  int64_t offset;                 /* in elements, into buf               */
+  int64_t size;                   /* element count                       */
+  am_buffer *buf;                 /* NULL until evaluated                */
+  struct am_node *node;           /* producer; NULL once evaluated       */
+  int out_idx;                    /* which output of node                */
+  bool weak;                      /* weak scalar for type promotion      */
+  am_status err;                  /* error arrays: status != AM_OK       */
+  char *err_msg;
+};
+typedef struct am_array_s am_arr; /* shorthand inside the library */
+
+typedef struct am_node {
+  atomic_int refs;                /* outputs pointing here + eval tapes  */
+  int op;                         /* enum am_op                          */
+  const struct am_prim *prim;
+  void *params;                   /* copy, params_size bytes             */
+  size_t params_size;
+  int n_in, n_out;
+  am_arr **in;                    /* strong references                   */
+  am_arr **out;                   /* weak: cleared when an output dies   */
+  uint64_t mark;                  /* eval visit stamp                    */
+} am_node;
+
+/* ======================================================================
+ *  Primitive descriptors
+ * ====================================================================== */
+
+enum {
+  AM_OPF_ELEMENTWISE = 1u << 0, /* out[i] = f(in[i]...) with broadcast    */
+  AM_OPF_COMMUTATIVE = 1u << 1,
+  AM_OPF_VIEW = 1u << 2,        /* output may alias input 0's buffer      */
+  AM_OPF_REDUCTION = 1u << 3,
+  AM_OPF_SHAPE_DEPENDENT = 1u << 4, /* params hold traced sizes: a shapeless
+                                       compile keys on the input shapes   */
+  AM_OPF_CREATION = 1u << 5,    /* no array inputs needed for the data    */
+};
+
+typedef am_status (*am_infer_fn)(const am_meta *const *in, int n_in,
+                                 const void *params, am_meta *out, int n_out);
+typedef am_status (*am_eval_fn)(am_arr *const *in, int n_in, am_arr *const *out,
+                                int n_out, const void *params);
+
+/** One primitive, defined in one place (its family file under src/ops).
+ * `output_shapes` is mandatory and pure: shapes/dtypes of the inputs and
+ * the params in, one am_meta per output out; it also validates, so a
+ * replay with new shapes re-checks everything the first call checked. */
+typedef struct am_prim {
+  const char *name;
+  int n_in;                 /* -1: variadic (>= 1)                        */
+  int n_out;                /* -1: set per node from params               */
+  unsigned flags;
+  size_t params_size;       /* bytes of the params struct (0: none)       */
+  am_infer_fn output_shapes;
+  am_eval_fn eval_cpu;
+  void *eval_cuda;          /* slot for the CUDA backend                   */
+  /* Optional: per-node "params hold traced sizes" (e.g. literal reshape). */
+  bool (*shape_dependent)(const void *params);
+  /* Optional: params text for graph dumps. */
+  void (*params_str)(const void *params, char *buf, size_t n);
+  /* Optional: NULL means bytewise compare / hash (params must be zeroed
+   * before filling so padding compares equal). */
+  bool (*is_equivalent)(const void *a, const void *b);
+  uint64_t (*params_hash)(const void *p);
+} am_prim;
+
+enum am_op {
+#define AM_OP(E, n) AM_OP_##E,
+#include "../ops/ops.def"
+#undef AM_OP
+  AM_OP_COUNT
+};
+
+extern const am_prim *const am_prims[AM_OP_COUNT];
+
+uint64_t am_params_hash(const am_node *n);
+bool am_params_equal(const am_node *a, const am_node *b);
+
+/* ----- building nodes ----- */
+
+/** Records a single-output node; validates through output_shapes. Returns
+ * an error array on failure (message names the op and input shapes) and
+ * propagates error inputs. The result is owned as documented in amorph.h. */
+am_array am_op_make(int op, const void *params, am_arr *const *in, int n_in);
+/** Same, for n_out outputs written to outs[]. */
+am_status am_op_make_n(int op, const void *params, am_arr *const *in, int n_in,
+                       int n_out, am_array *outs);
+
+/** A new error array (status, message); also sets am_last_error. */
+am_array am_error_array(am_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/** First error among inputs, or NULL. */
+am_arr *am_first_error(am_arr *const *in, int n);
+
+/** Bare array struct (refs = 1, not owned by a scope). */
+am_arr *am_arr_alloc(const am_meta *m);
+void am_arr_release(am_arr *a);
+void am_arr_retain(am_arr *a);
+/** Gives a fresh reference to the current scope (or the caller). */
+am_array am_scope_own(am_arr *a);
+/** Evaluated leaf from existing buffer (takes the buffer reference). */
+am_arr *am_arr_from_buffer(const am_meta *m, am_buffer *b);
+
+/* ----- eval helpers for kernels ----- */
+
+/** Row-major strides for shape. */
+void am_contig_strides(const int64_t *shape, int ndim, int64_t *strides);
+bool am_arr_is_contiguous(const am_arr *a);
+/** Allocates out's buffer (row-contiguous). */
+am_status am_out_alloc(am_arr *out);
+/** Allocates out, reusing (donating) the buffer of one of `cands` when it is
+ * safe: nobody else holds that array or buffer, it is contiguous, owned,
+ * and has out's element size and count. Only for kernels that read each
+ * input element before writing the same output element. */
+am_status am_out_alloc_donate(am_arr *out, am_arr *const *cands, int n);
+/** out becomes a view of in's buffer with the given strides/offset. */
+void am_out_view(am_arr *out, const am_arr *in, const int64_t *strides,
+                 int64_t offset);
+/** Strides of `a` broadcast to shape (right-aligned; 0 on broadcast dims). */
+void am_broadcast_strides(const am_arr *a, const int64_t *shape, int ndim,
+                          int64_t *strides);
+static inline char *am_arr_ptr(const am_arr *a) {
+  return (char *)a->buf->data + a->offset * (int64_t)am_dtype_size(a->m.dtype);
+}
+
+/* ======================================================================
+ *  CPU helpers (src/cpu)
+ * ====================================================================== */
+
+/** Runs fn(ctx, begin, end) over [0, n) on the thread pool, in chunks of at
+ * least `grain`. Runs inline when small, nested, or single-threaded. */
+typedef void (*am_range_fn)(void *ctx, int64_t begin, int64_t end);
+void am_parallel_for(int64_t n, int64_t grain, am_range_fn fn, void *ctx);
+
+bool am_cpu_has_avx2(void);
+bool am_cpu_has_avx512(void);
+
+/** N-ary strided walk. Collapses dims where every operand is contiguous
+ * along them; the callback gets one innermost row: count, per-operand
+ * pointers and per-operand strides in bytes. */
+#define AM_ITER_MAX_ARGS 8
+typedef struct am_iter {
+  int ndim;                                  /* after collapsing, >= 1 */
+  int narg;
+  int64_t shape[AM_MAX_DIMS];
+  int64_t strides[AM_ITER_MAX_ARGS][AM_MAX_DIMS]; /* bytes */
+  char *base[AM_ITER_MAX_ARGS];
+} am_iter;
+typedef void (*am_row_fn)(void *ctx, int64_t n, char **ptrs,
+                          const int64_t *strides);
+/** strides[k] in elements of element size esize[k]. */
+void am_iter_init(am_iter *it, const int64_t *shape, int ndim, int narg,
+                  char *const *base, const int64_t *const *strides,
+                  const size_t *esize);
+int64_t am_iter_rows(const am_iter *it); /* product of all but last dim */
+void am_iter_run(const am_iter *it, int64_t row_begin, int64_t row_end,
+                 am_row_fn fn, void *ctx);
+/** Runs the whole walk on the thread pool; `cost` ~ work per element. */
+void am_iter_run_parallel(const am_iter *it, am_row_fn fn, void *ctx,
+                          int64_t min_elems_per_task);
+
+/* ----- dtype conversion ----- */
+
+static inline float am_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else { /* subnormal: normalize */
+      int e = -1;
+      do {
+        man <<= 1;
+        e++;
+      } while (!(man & 0x400));
+      bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+static inline uint16_t am_f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000;
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) /* inf or nan */
+    return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
+  if (ax >= 0x477ff000u) /* rounds to >= 65520: overflow to inf */
+    return (uint16_t)(sign | 0x7c00);
+  if (ax < 0x38800000u) { /* subnormal half (or zero) */
+    if (ax < 0x33000000u) return (uint16_t)sign;
+    uint32_t e = ax >> 23, m = (ax & 0x7fffff) | 0x800000;
+    uint32_t shift = 126 - e; /* 14 + (113 - e) ... in [14, 24] */
+    uint32_t half = m >> shift, rem = m & ((1u << shift) - 1),
+             mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1))) half++;
+    return (uint16_t)(sign | half);
+  }
+  uint32_t r = ax + 0xc8000000u; /* rebias exponent 127 -> 15 */
+  uint32_t half = r >> 13, rem = r & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
+  return (uint16_t)(sign | half);
+}
+
+static inline float am_bf16_to_f32(uint16_t h) {
+  uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+static inline uint16_t am_f32_to_bf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
+  x += 0x7fff + ((x >> 16) & 1); /* round to nearest even */
+  return (uint16_t)(x >> 16);
+}
+
+/** Converts n contiguous elements. */
+void am_convert(const void *src, am_dtype st, void *dst, am_dtype dt,
+                int64_t n);
+/** Copies/converts a strided array into a row-major buffer. */
+void am_copy_to_contig(const am_arr *a, void *dst, am_dtype dt);
+/** Element i (row-major over the strided layout) as double / int64. */
+double am_load_f64(const void *p, am_dtype t);
+void am_store_f64(void *p, am_dtype t, double v);
+
+#endif /* AM_INTERNAL_H */

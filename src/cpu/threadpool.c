@@ -1,0 +1,181 @@
+/*
+ * threadpool.c — one persistent pool of CPU workers.
+ *
+ * am_parallel_for splits [0, n) into at most one chunk per thread (chunks
+ * are taken from an atomic counter, so a slow thread does not hold the
+ * others up). Workers spin briefly before sleeping, because eval issues
+ * many short jobs back to back. Calls from inside a job, or while another
+ * thread is using the pool, run inline: simple, and never deadlocks.
+ */
+#include "../core/internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define SPIN_ITERS 20000
+
+typedef struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake, done_cv;
+  pthread_mutex_t busy;       /* held by the thread dispatching a job */
+  pthread_t *threads;
+  int n_workers;              /* threads besides the caller */
+  int n_threads;              /* desired total, >= 1 */
+  bool started, stop;
+  atomic_uint gen;            /* job generation */
+  /* current job */
+  am_range_fn fn;
+  void *ctx;
+  int64_t n, chunk;
+  int64_t n_chunks;
+  atomic_llong next;          /* next chunk index */
+  atomic_llong done;          /* chunks finished */
+} pool_t;
+
+static pool_t g_pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                        .wake = PTHREAD_COND_INITIALIZER,
+                        .done_cv = PTHREAD_COND_INITIALIZER,
+                        .busy = PTHREAD_MUTEX_INITIALIZER};
+static _Thread_local bool tl_in_job;
+
+static void run_chunks(pool_t *p) {
+  for (;;) {
+    int64_t c = atomic_fetch_add(&p->next, 1);
+    if (c >= p->n_chunks) break;
+    int64_t b = c * p->chunk, e = b + p->chunk;
+    if (e > p->n) e = p->n;
+    p->fn(p->ctx, b, e);
+    if (atomic_fetch_add(&p->done, 1) + 1 == p->n_chunks) {
+      pthread_mutex_lock(&p->lock);
+      pthread_cond_broadcast(&p->done_cv);
+      pthread_mutex_unlock(&p->lock);
+    }
+  }
+}
+
+static void *worker(void *arg) {
+  pool_t *p = arg;
+  tl_in_job = true;
+  unsigned seen = atomic_load(&p->gen);
+  for (;;) {
+    int spins = 0;
+    while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen &&
+           spins < SPIN_ITERS)
+      spins++;
+    if (atomic_load(&p->gen) == seen) {
+      pthread_mutex_lock(&p->lock);
+      while (atomic_load(&p->gen) == seen && !p->stop)
+        pthread_cond_wait(&p->wake, &p->lock);
+      pthread_mutex_unlock(&p->lock);
+    }
+    if (p->stop) return NULL;
+    seen = atomic_load(&p->gen);
+    run_chunks(p);
+  }
+}
+
+static int default_threads(void) {
+  const char *e = getenv("AM_NUM_THREADS");
+  int n = e ? atoi(e) : 0;
+  if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? n : 1;
+}
+
+static void pool_stop(pool_t *p) {
+  if (!p->started) return;
+  pthread_mutex_lock(&p->lock);
+  p->stop = true;
+  atomic_fetch_add(&p->gen, 1);
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->lock);
+  for (int i = 0; i < p->n_workers; i++) pthread_join(p->threads[i], NULL);
+  free(p->threads);
+  p->threads = NULL;
+  p->n_workers = 0;
+  p->started = false;
+  p->stop = false;
+}
+
+static void pool_start(pool_t *p) {
+  if (!p->n_threads) p->n_threads = default_threads();
+  p->started = true;
+  int nw = p->n_threads - 1;
+  if (nw <= 0) return;
+  p->threads = calloc((size_t)nw, sizeof *p->threads);
+  if (!p->threads) return;
+  for (int i = 0; i < nw; i++) {
+    if (pthread_create(&p->threads[i], NULL, worker, p)) break;
+    p->n_workers++;
+  }
+}
+
+void am_set_num_threads(int n) {
+  pthread_mutex_lock(&g_pool.busy);
+  pool_stop(&g_pool);
+  g_pool.n_threads = n > 0 ? n : default_threads();
+  pthread_mutex_unlock(&g_pool.busy);
+}
+
+int am_get_num_threads(void) {
+  if (!g_pool.n_threads) g_pool.n_threads = default_threads();
+  return g_pool.n_threads;
+}
+
+void am_parallel_for(int64_t n, int64_t grain, am_range_fn fn, void *ctx) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  pool_t *p = &g_pool;
+  int nt = am_get_num_threads();
+  if (n <= grain || nt <= 1 || tl_in_job || pthread_mutex_trylock(&p->busy)) {
+    fn(ctx, 0, n);
+    return;
+  }
+  if (!p->started) pool_start(p);
+  int64_t parts = n / grain;
+  if (parts > p->n_workers + 1) parts = p->n_workers + 1;
+  if (parts <= 1) {
+    pthread_mutex_unlock(&p->busy);
+    fn(ctx, 0, n);
+    return;
+  }
+  p->fn = fn;
+  p->ctx = ctx;
+  p->n = n;
+  p->chunk = (n + parts - 1) / parts;
+  p->n_chunks = (n + p->chunk - 1) / p->chunk;
+  atomic_store(&p->next, 0);
+  atomic_store(&p->done, 0);
+  pthread_mutex_lock(&p->lock);
+  atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->lock);
+  tl_in_job = true;
+  run_chunks(p);
+  tl_in_job = false;
+  int spins = 0;
+  while (atomic_load(&p->done) < p->n_chunks && spins < SPIN_ITERS) spins++;
+  if (atomic_load(&p->done) < p->n_chunks) {
+    pthread_mutex_lock(&p->lock);
+    while (atomic_load(&p->done) < p->n_chunks)
+      pthread_cond_wait(&p->done_cv, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+  }
+  pthread_mutex_unlock(&p->busy);
+}
+
+bool am_cpu_has_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+bool am_cpu_has_avx512(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#else
+  return false;
+#endif
+}
