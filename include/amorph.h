@@ -233,6 +233,8 @@ typedef struct am_memory_stats {
 AM_API am_memory_stats am_memory_get_stats(void);
 /** Returns the pool's idle buffers to the system. */
 AM_API void am_memory_clear_cache(void);
+/** Restarts peak_bytes from the current active_bytes. */
+AM_API void am_memory_reset_peak(void);
 
 /* ======================================================================
  *  Elementwise ops (broadcasting as NumPy)

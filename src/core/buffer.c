@@ -157,3 +157,9 @@ void am_memory_clear_cache(void) {
   g_pooled = 0;
   pthread_mutex_unlock(&g_lock);
 }
+
+void am_memory_reset_peak(void) {
+  pthread_mutex_lock(&g_lock);
+  g_peak = g_active;
+  pthread_mutex_unlock(&g_lock);
+}

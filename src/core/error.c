@@ -34,7 +34,10 @@ void am_set_error_callback(void (*fn)(am_status, const char *, void *),
 }
 
 am_status am_set_errorv(am_status s, const char *fmt, va_list ap) {
-  vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
+  /* Format aside first: callers may pass am_last_error() as an argument. */
+  char buf[sizeof tl_msg];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  memcpy(tl_msg, buf, sizeof tl_msg);
   if (g_cb) g_cb(s, tl_msg, g_cb_user);
   return s;
 }
