@@ -63,7 +63,7 @@ am_array am_full(const int64_t *shape, int ndim, double value,
                             (long long)shape[i], i);
   p.m.dtype = dtype;
   p.m.ndim = ndim;
-  memcpy(p.m.shape, shape, (size_t)ndim * sizeof *shape);
+  if (ndim) memcpy(p.m.shape, shape, (size_t)ndim * sizeof *shape);
   p.value = value;
   return am_op_make(AM_OP_FULL, &p, NULL, 0);
 }
