@@ -389,6 +389,71 @@ AM_API am_array am_argpartition(am_array x, int kth, int axis);
 /** The k largest values along axis, in descending order. */
 AM_API am_array am_topk(am_array x, int k, int axis);
 
+/* ======================================================================
+ *  Compile: trace once, replay with new shapes
+ * ====================================================================== */
+
+/** The function to compile. It gets n_in input arrays and writes n_out
+ * results to out[] (new references, any ownership: the compiler keeps what
+ * it needs). It must be pure: arrays it captures from outside (weights)
+ * are constants by identity; values that change per call (a position, a
+ * length) must be inputs (0-d arrays). Return AM_OK, or an error status.
+ * It runs inside a scope of its own while traced. */
+typedef am_status (*am_compile_fn)(void *ctx, const am_array *in, int n_in,
+                                   am_array *out, int n_out);
+
+typedef struct am_compile_options {
+  bool shapeless;  /* replay across input shapes (same ranks and dtypes)  */
+  bool strict;     /* a needed re-trace becomes an error naming the op     */
+  bool verify;     /* also run fn uncompiled each call and compare outputs
+                      (or set AM_COMPILE_VERIFY=1)                         */
+  bool no_simplify; /* keep every traced node (no CSE / constant merge)    */
+  bool no_fuse;     /* keep elementwise chains as separate nodes           */
+  int max_entries;  /* cached traces per function; 0 = 16; LRU eviction   */
+  int n_state;      /* the last n_state inputs are state the call consumes
+                       (their buffers may be updated in place) and the last
+                       n_state outputs are the new state                   */
+} am_compile_options;
+
+/** Counters of one compiled function. */
+typedef struct am_compile_stats {
+  uint64_t calls;      /* calls served                                      */
+  uint64_t traces;     /* times fn was traced                               */
+  uint64_t replays;    /* calls that reused a cached trace                  */
+  uint64_t reinfers;   /* replays whose input shapes differed from the last
+                          call of that entry: shapes re-inferred per node   */
+  uint64_t fallbacks;  /* re-traces forced by a node that cannot replay the
+                          new shapes (see am_compiled_last_fallback)        */
+  uint64_t evictions;  /* cache entries dropped (LRU)                       */
+  uint64_t entries;    /* cache entries now                                 */
+  uint64_t nodes;      /* nodes of the most recent entry (after passes)     */
+  uint64_t traced_nodes; /* nodes of that entry as traced                   */
+  uint64_t fused_groups; /* fused elementwise groups in that entry          */
+  uint64_t cse_merged;   /* nodes merged by simplification in that entry    */
+} am_compile_stats;
+
+typedef struct am_compiled_s *am_compiled;
+
+/** Compiles fn (nothing runs until the first call). opts may be NULL.
+ * Returns NULL only on bad arguments or out of memory (see am_last_error).*/
+AM_API am_compiled am_compile(am_compile_fn fn, void *ctx, int n_in,
+                              int n_out, const am_compile_options *opts);
+/** Calls the compiled function: evaluates the inputs if needed, then runs
+ * the cached graph (tracing it on a cache miss) and writes n_out evaluated
+ * results to out[] (owned as any op result). State inputs (see n_state)
+ * are consumed: the call takes over the caller's reference to each.
+ * Thread-safe: several threads may call one compiled function. */
+AM_API AM_NODISCARD am_status am_compiled_call(am_compiled f,
+                                               const am_array *in,
+                                               am_array *out);
+AM_API void am_compiled_free(am_compiled f);
+AM_API am_compile_stats am_compiled_stats(am_compiled f);
+/** Why the most recent fallback re-trace happened ("" if none). */
+AM_API const char *am_compiled_last_fallback(am_compiled f);
+/** Prints the most recently used entry's graph as text, or as Graphviz DOT
+ * when dot is true. */
+AM_API am_status am_compiled_print(am_compiled f, FILE *out, bool dot);
+
 #ifdef __cplusplus
 }
 #endif

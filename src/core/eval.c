@@ -13,7 +13,8 @@
 
 #include <stdlib.h>
 
-static atomic_uint_fast64_t g_stamp = 1;
+/* Starts above the small marks compile's constant folding uses. */
+static atomic_uint_fast64_t g_stamp = 16;
 
 typedef struct {
   am_node **v;
@@ -132,8 +133,13 @@ static am_status run_node(am_node *nd) {
   }
   for (int i = 0; i < nd->n_in; i++)
     if (!nd->in[i]->buf) {
-      s = AM_FAIL(AM_ERR_INTERNAL, "%s: input %d not evaluated",
-                  nd->prim->name, i);
+      s = nd->in[i]->tracer
+              ? AM_FAIL(AM_ERR_INVALID_ARG,
+                        "%s: input %d is a traced value: a compiled function "
+                        "cannot evaluate its inputs' data while tracing",
+                        nd->prim->name, i)
+              : AM_FAIL(AM_ERR_INTERNAL, "%s: input %d not evaluated",
+                        nd->prim->name, i);
       break;
     }
   if (!s) {
@@ -174,6 +180,11 @@ am_status am_eval(am_array *xs, int n) {
   /* On error the rest of the graph stays as it was (unevaluated). */
   for (; i < order.n; i++) node_release(order.v[i]);
   free(order.v);
+  for (int k = 0; k < n && !s; k++)
+    if (!xs[k]->buf)
+      s = am_set_error(AM_ERR_INVALID_ARG,
+                       "am_eval: array %d is a traced value with no data "
+                       "(evaluated inside a compiled function)", k);
   return s;
 }
 

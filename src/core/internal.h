@@ -81,6 +81,7 @@ struct am_array_s {
   struct am_node *node;           /* producer; NULL once evaluated       */
   int out_idx;                    /* which output of node                */
   bool weak;                      /* weak scalar for type promotion      */
+  bool tracer;                    /* compile placeholder: no data ever   */
   am_status err;                  /* error arrays: status != AM_OK       */
   char *err_msg;
 };
@@ -138,6 +139,15 @@ typedef struct am_prim {
    * before filling so padding compares equal). */
   bool (*is_equivalent)(const void *a, const void *b);
   uint64_t (*params_hash)(const void *p);
+  /* Optional: the literal sizes held in params (reshape targets, slice
+   * bounds, ...), written to out[] (at most max), count returned. Compile
+   * guards each one that equals a size of the traced inputs, so a replay
+   * where that size changed re-traces instead of reusing a captured size.*/
+  int (*literal_sizes)(const void *params, int64_t *out, int max);
+  /* Optional, for params that own heap memory (fused programs): deep-copy
+   * in place after a bytewise copy, and free what they own. */
+  void (*params_copy)(void *params);
+  void (*params_free)(void *params);
 } am_prim;
 
 enum am_op {

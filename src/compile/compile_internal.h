@@ -1,0 +1,55 @@
+/* compile_internal.h — the tape of a traced function, shared by the
+ * compile passes (compile.c, simplify.c, fuse.c). */
+#ifndef AM_COMPILE_INTERNAL_H
+#define AM_COMPILE_INTERNAL_H
+#include "../core/internal.h"
+
+typedef struct am_cnode {
+  int op;
+  const am_prim *prim;
+  void *params; /* owned copy */
+  size_t params_size;
+  int n_in, n_out;
+  int *in;  /* value numbers */
+  int out0; /* outputs are values out0 .. out0 + n_out - 1 */
+} am_cnode;
+
+/* prod(value.shape[a..b]) must still equal lit at replay. */
+typedef struct am_guard {
+  int node, value, a, b;
+  int64_t lit;
+} am_guard;
+
+typedef struct am_centry {
+  atomic_int refs;
+  uint64_t hash;
+  struct am_centry *prev, *next; /* LRU list */
+  am_meta *key_in;               /* traced input metas                 */
+  bool key_shapes;               /* shapes are part of the key         */
+  const char *shape_dep_op;      /* why (first shape-dependent op)     */
+  int n_inputs, n_outputs;
+  int n_values;
+  am_meta *traced;  /* [n_values] metas at trace time                  */
+  am_arr **consts;  /* [n_values] constant arrays, NULL for the others */
+  int n_nodes;
+  am_cnode *nodes;  /* dependency order                                */
+  int *outputs;     /* [n_outputs] value numbers                       */
+  int *last_use;    /* [n_values] last node reading it; -1 never;
+                       INT32_MAX for outputs                           */
+  am_guard *guards;
+  int n_guards;
+  int traced_nodes, cse_merged, fused_groups;
+} am_centry;
+
+/* Evaluates the parts of the traced graph that depend on no input. */
+am_status am_compile_fold_constants(am_arr **outs, int n);
+/* Common-subexpression elimination, equal scalar constants merged, dead
+ * nodes dropped; values renumbered densely. */
+am_status am_compile_simplify(am_centry *e);
+/* Elementwise chains -> fused nodes. */
+am_status am_compile_fuse(am_centry *e);
+/* Drops nodes/values nothing needs and renumbers (after a pass that
+ * redirected uses). remap[v] gives each old value's replacement. */
+am_status am_compile_compact(am_centry *e, const int *remap);
+
+#endif
