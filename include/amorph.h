@@ -430,6 +430,8 @@ typedef struct am_compile_stats {
   uint64_t traced_nodes; /* nodes of that entry as traced                   */
   uint64_t fused_groups; /* fused elementwise groups in that entry          */
   uint64_t cse_merged;   /* nodes merged by simplification in that entry    */
+  double trace_seconds;   /* total time tracing + passes (simplify, fuse)  */
+  double reinfer_seconds; /* total time re-inferring shapes on replays      */
 } am_compile_stats;
 
 typedef struct am_compiled_s *am_compiled;

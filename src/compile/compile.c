@@ -35,6 +35,13 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* ======================================================================
  *  Pointer map (trace time only)
@@ -832,7 +839,12 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
       s = am_set_error(AM_ERR_OOM, "am_compiled_call: out of memory");
       goto done;
     }
+    double t0 = now_s();
     s = reinfer(e, in, m, why, sizeof why);
+    double dt = now_s() - t0;
+    pthread_mutex_lock(&f->lock);
+    f->st.reinfer_seconds += dt;
+    pthread_mutex_unlock(&f->lock);
     if (s == AM_ERR_CANNOT_INFER) {
       need_trace = true;
       key_shapes = true;
@@ -863,12 +875,15 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
         goto done;
       }
     }
+    double t0 = now_s();
     s = trace(f, in, key_shapes, &e);
+    double dt = now_s() - t0;
     if (s) goto done;
     if (f->o.shapeless && e->key_shapes && !why[0] && e->shape_dep_op)
       snprintf(why, sizeof why, "%s is shape-dependent", e->shape_dep_op);
     pthread_mutex_lock(&f->lock);
     f->st.traces++;
+    f->st.trace_seconds += dt;
     insert_entry(f, e);
     pthread_mutex_unlock(&f->lock);
     free(m);
