@@ -307,47 +307,75 @@ AM_API am_array am_argmin(am_array x, int axis, bool keepdims);
 AM_API am_array am_cumsum(am_array x, int axis, bool reverse, bool inclusive);
 
 /* ======================================================================
- *  Shape ops. Views (no copy) where the strides allow.
+ *  Shape ops. Views (no copy) where the strides allow: transpose,
+ *  expand_dims, squeeze, broadcast_*, slice, split always; reshape,
+ *  flatten, unflatten when the input's strides allow (else a contiguous
+ *  copy). concatenate, pad, repeat, tile copy. Every dtype is accepted.
+ *  Axes may be negative. Params are kept as given (negative axes, -1,
+ *  AM_END) and re-resolved against the input shapes at every replay.
  * ====================================================================== */
 
-/** One entry may be -1 (inferred). A shape without -1 is literal and
- * makes a shapeless compile fall back to tracing per input shape. */
+/** One entry may be -1 (inferred from the size; an error when it does not
+ * divide, or when the other entries multiply to 0). A shape without -1 is
+ * literal and makes a shapeless compile fall back to tracing per input
+ * shape. A reshape to the same shape is still recorded. */
 AM_API am_array am_reshape(am_array x, const int64_t *shape, int ndim);
-/** Merges axes start..end (inclusive) into one. */
+/** Merges axes start..end (inclusive) into one. A 0-d x gives [1]. */
 AM_API am_array am_flatten(am_array x, int start_axis, int end_axis);
-/** Splits axis into `sizes` (one may be -1). */
+/** Splits axis into `sizes` (n >= 1; one may be -1; without -1 the sizes
+ * are literal, shape-dependent). */
 AM_API am_array am_unflatten(am_array x, int axis, const int64_t *sizes,
                              int n);
-/** perm == NULL reverses the axes. */
+/** perm == NULL reverses the axes (at any rank; n is ignored). */
 AM_API am_array am_transpose(am_array x, const int *perm, int n);
 AM_API am_array am_swapaxes(am_array x, int a, int b);
+/** Inserts size-1 axes; axes index the *output* (ndim + n dims). */
 AM_API am_array am_expand_dims(am_array x, const int *axes, int n);
-/** axes == NULL removes every size-1 axis (shape-dependent). */
+/** axes == NULL removes every size-1 axis (shape-dependent); a listed
+ * axis must have size 1. */
 AM_API am_array am_squeeze(am_array x, const int *axes, int n);
-/** Literal target shape (shape-dependent in a shapeless compile). */
+/** Literal target shape (shape-dependent in a shapeless compile). One-way
+ * NumPy rule: x's dims, right-aligned, are 1 or equal to the target's. */
 AM_API am_array am_broadcast_to(am_array x, const int64_t *shape, int ndim);
-/** Broadcasts x against y's shape (taken from y at every replay). */
+/** x broadcast (one-way, as broadcast_to) to y's shape, taken from y at
+ * every replay. y's data is not read. The result has x's dtype. */
 AM_API am_array am_broadcast_like(am_array x, am_array y);
+/** Same dtype and shape except on axis (>= 1 dims). n >= 1. */
 AM_API am_array am_concatenate(const am_array *xs, int n, int axis);
+/** Same dtype and shape; a new axis at `axis` (of ndim + 1). Composed as
+ * expand_dims + concatenate. */
 AM_API am_array am_stack(const am_array *xs, int n, int axis);
-/** Splits into n_sections equal parts along axis, written to outs[]. */
+/** Splits into n_sections equal parts (views) along axis, written to
+ * outs[n_sections]; an error when the axis size is not divisible. On
+ * error the outs are error arrays (unless n_sections < 1 or outs NULL). */
 AM_API am_status am_split(am_array x, int n_sections, int axis,
                           am_array *outs);
-/** Splits at the given indices (n indices -> n+1 parts) along axis. */
+/** Splits at the given indices (n indices, at most 64 -> n+1 parts,
+ * outs[n+1]) along axis, as NumPy: part k is x[i(k-1):i(k)] with Python
+ * slice bounds (negative counts from the end, clamped; a part is empty
+ * when its indices decrease). */
 AM_API am_status am_split_at(am_array x, const int64_t *indices, int n,
                              int axis, am_array *outs);
-/** Python slicing on the first n axes: start/stop may be negative or
- * AM_END; step != 0 (negative steps walk backwards). step NULL: all 1. */
+/** Python slicing x[start:stop:step] on the first n axes (a view). Bounds
+ * may be negative (from the end) and are clamped; AM_END stands for
+ * Python's None: as start, the walk's first element (0, or the last one
+ * when step < 0); as stop, past the end in the step's direction (the
+ * end, or before element 0 when step < 0). So x[::-1] is start = stop =
+ * AM_END, step -1. step != 0; step NULL: all 1. A slice covering the
+ * whole input is still recorded. */
 AM_API am_array am_slice(am_array x, const int64_t *start,
                          const int64_t *stop, const int64_t *step, int n);
-/** x[..., start:stop:step, ...] on one axis. */
+/** x[..., start:stop:step, ...] on one axis (negative ok). */
 AM_API am_array am_slice_axis(am_array x, int axis, int64_t start,
                               int64_t stop, int64_t step);
-/** Constant padding: low[i]/high[i] elements before/after axis i < n. */
+/** Constant padding: low[i]/high[i] >= 0 elements before/after axis i < n
+ * (n <= ndim). value is cast to x's dtype as am_astype would. */
 AM_API am_array am_pad(am_array x, const int64_t *low, const int64_t *high,
                        int n, double value);
-/** Repeats each element `repeats` times along axis (NumPy repeat). */
+/** Repeats each element `repeats` (>= 0) times along axis (NumPy repeat). */
 AM_API am_array am_repeat(am_array x, int64_t repeats, int axis);
+/** NumPy tile: reps (>= 0) may be shorter (leading 1s) or longer (x gets
+ * leading size-1 dims) than x's rank. */
 AM_API am_array am_tile(am_array x, const int64_t *reps, int n);
 
 /* ======================================================================

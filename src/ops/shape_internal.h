@@ -1,0 +1,32 @@
+/*
+ * shape_internal.h — what the shape-op files (shape.c, shape_copy.c)
+ * share: the dtype-generic strided copy and small shape helpers.
+ */
+#ifndef AM_SHAPE_INTERNAL_H
+#define AM_SHAPE_INTERNAL_H
+
+#include "../core/internal.h"
+
+/** Most dims a copy walk takes: tile views its output as [r0,s0,r1,s1,..]
+ * and repeat as [.., n, r, ..]. */
+#define AM_SH_COPY_MAX_DIMS (2 * AM_MAX_DIMS + 1)
+
+/** Copies the `shape` block of elements of `es` bytes from src to dst.
+ * Strides are in elements and may be 0 (broadcast source) or negative.
+ * src and dst must not overlap. Multi-threaded when large; rows that are
+ * contiguous on both sides are memcpy'd, a stride-0 source is a fill. */
+void am_sh_copy(const int64_t *shape, int nd, const char *src,
+                const int64_t *src_st, char *dst, const int64_t *dst_st,
+                size_t es);
+
+/** Copies x (any strides) into out's fresh contiguous buffer. */
+am_status am_sh_copy_contig(const am_arr *x, am_arr *out);
+
+/** AM_ERR_SHAPE (message set) when m's element count overflows int64 as
+ * am_meta_size computes it (a running product). */
+am_status am_sh_check_size(const am_meta *m);
+
+/** "[2,-1,3]" into buf; returns buf. */
+char *am_sh_dims_str(const int64_t *d, int n, char *buf, size_t len);
+
+#endif
