@@ -150,6 +150,16 @@ typedef struct am_prim {
   void (*params_free)(void *params);
 } am_prim;
 
+/** For literal_sizes callbacks: copies the non-negative entries of v
+ * (skipping -1, AM_END and other relative forms) to out; returns the count
+ * written plus `have`. */
+static inline int am_literals_add(const int64_t *v, int n, int64_t *out,
+                                  int have, int max) {
+  for (int i = 0; i < n && have < max; i++)
+    if (v[i] >= 0 && v[i] != AM_END) out[have++] = v[i];
+  return have;
+}
+
 enum am_op {
 #define AM_OP(E, n) AM_OP_##E,
 #include "../ops/ops.def"

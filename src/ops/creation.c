@@ -39,6 +39,11 @@ static am_status full_eval(am_arr *const *in, int n_in, am_arr *const *out,
   return s;
 }
 
+static int full_literals(const void *params, int64_t *out, int max) {
+  const full_params *p = params;
+  return am_literals_add(p->m.shape, p->m.ndim, out, 0, max);
+}
+
 const am_prim am_prim_full = {
     .name = "full",
     .n_in = 0,
@@ -47,6 +52,7 @@ const am_prim am_prim_full = {
     .params_size = sizeof(full_params),
     .output_shapes = full_shapes,
     .eval_cpu = full_eval,
+    .literal_sizes = full_literals,
 };
 
 am_array am_full(const int64_t *shape, int ndim, double value,

@@ -136,6 +136,12 @@ static bool reshape_shape_dependent(const void *params) {
   return !has_minus_one(p->shape, p->ndim);
 }
 
+/* Literal sizes, guarded by compile against captured input sizes. */
+static int reshape_literals(const void *params, int64_t *out, int max) {
+  const reshape_params *p = params;
+  return am_literals_add(p->shape, p->ndim, out, 0, max);
+}
+
 const am_prim am_prim_reshape = {
     .name = "reshape",
     .n_in = 1,
@@ -145,6 +151,7 @@ const am_prim am_prim_reshape = {
     .output_shapes = reshape_shapes,
     .eval_cpu = reshape_eval,
     .shape_dependent = reshape_shape_dependent,
+    .literal_sizes = reshape_literals,
 };
 
 am_array am_reshape(am_array x, const int64_t *shape, int ndim) {
@@ -255,6 +262,11 @@ static bool unflatten_shape_dependent(const void *params) {
   return !has_minus_one(p->sizes, p->n);
 }
 
+static int unflatten_literals(const void *params, int64_t *out, int max) {
+  const unflatten_params *p = params;
+  return am_literals_add(p->sizes, p->n, out, 0, max);
+}
+
 const am_prim am_prim_unflatten = {
     .name = "unflatten",
     .n_in = 1,
@@ -264,6 +276,7 @@ const am_prim am_prim_unflatten = {
     .output_shapes = unflatten_shapes,
     .eval_cpu = reshape_eval,
     .shape_dependent = unflatten_shape_dependent,
+    .literal_sizes = unflatten_literals,
 };
 
 am_array am_unflatten(am_array x, int axis, const int64_t *sizes, int n) {
@@ -583,6 +596,11 @@ static am_status broadcast_to_shapes(const am_meta *const *in, int n_in,
   return broadcast_check(in[0], p->shape, p->ndim, out);
 }
 
+static int broadcast_to_literals(const void *params, int64_t *out, int max) {
+  const broadcast_to_params *p = params;
+  return am_literals_add(p->shape, p->ndim, out, 0, max);
+}
+
 const am_prim am_prim_broadcast_to = {
     .name = "broadcast_to",
     .n_in = 1,
@@ -591,6 +609,7 @@ const am_prim am_prim_broadcast_to = {
     .params_size = sizeof(broadcast_to_params),
     .output_shapes = broadcast_to_shapes,
     .eval_cpu = broadcast_eval,
+    .literal_sizes = broadcast_to_literals,
 };
 
 am_array am_broadcast_to(am_array x, const int64_t *shape, int ndim) {
@@ -722,6 +741,15 @@ static am_status slice_eval(am_arr *const *in, int n_in, am_arr *const *out,
   return AM_OK;
 }
 
+/* Non-negative bounds may be captured sizes (x[:n] with n read at trace
+ * time); negative ones and AM_END are relative already. */
+static int slice_literals(const void *params, int64_t *out, int max) {
+  const slice_params *p = params;
+  int n = p->one_axis ? 1 : p->n;
+  int k = am_literals_add(p->start, n, out, 0, max);
+  return am_literals_add(p->stop, n, out, k, max);
+}
+
 const am_prim am_prim_slice = {
     .name = "slice",
     .n_in = 1,
@@ -730,6 +758,7 @@ const am_prim am_prim_slice = {
     .params_size = sizeof(slice_params),
     .output_shapes = slice_shapes,
     .eval_cpu = slice_eval,
+    .literal_sizes = slice_literals,
 };
 
 am_array am_slice(am_array x, const int64_t *start, const int64_t *stop,
