@@ -75,7 +75,7 @@ extern "C" {
 
 /** Most dimensions an array may have. */
 #define AM_MAX_DIMS 16
-/** Slice sentinel: "up to the end of the axis" (or its start, stepping back). */
+/** Slice bound sentinel, Python's None: see am_slice. */
 #define AM_END INT64_MAX
 
 /* ======================================================================
