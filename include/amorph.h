@@ -380,41 +380,76 @@ AM_API am_array am_tile(am_array x, const int64_t *reps, int n);
 
 /* ======================================================================
  *  Indexing
+ *
+ *  Indices are arrays of any integer dtype (bool or float indices give
+ *  AM_ERR_DTYPE); negative ones count from the end of the axis. Index
+ *  values are data: one out of range is found by am_eval, which returns
+ *  AM_ERR_INVALID_ARG with a message naming the index and the axis size
+ *  (nothing is read or written out of bounds).
+ *  The update ops (put_along_axis, slice_update, dynamic_slice_update)
+ *  return a new array of x's shape and dtype; the values written are cast
+ *  to x's dtype as MLX does (float to integer truncates toward zero and
+ *  saturates). When x is dead at eval (no handle and no other consumer
+ *  holds it) they reuse x's buffer and copy only the updated region: drop
+ *  the old array before am_eval to update a KV cache in place.
  * ====================================================================== */
 
 /** Elements of x along axis at integer `indices` (any shape; negative
- * indices count from the end): out shape = x[:axis] + idx + x[axis+1:]. */
+ * indices count from the end): out shape = x[:axis] + idx + x[axis+1:].
+ * x needs at least one dim; a 0-d index removes the axis. */
 AM_API am_array am_take(am_array x, am_array indices, int axis);
+/** NumPy take_along_axis: indices have x's ndim and broadcast against x on
+ * every axis but `axis`; out[.., i, ..] = x[.., indices[.., i, ..], ..]. */
 AM_API am_array am_take_along_axis(am_array x, am_array indices, int axis);
-/** Copy of x with values written at indices along axis. */
+/** Copy of x with values written at indices along axis. indices have x's
+ * ndim and, on the other axes, size 1 or x's (they broadcast *to* x);
+ * values broadcast to x's shape with indices' length on axis. A target
+ * written twice keeps the last value (in order along axis). */
 AM_API am_array am_put_along_axis(am_array x, am_array indices,
                                   am_array values, int axis);
 /** Copy of x with x[start:stop:step] (first n axes) replaced by update
- * (broadcast to the slice's shape). */
+ * (broadcast to the slice's shape, at most x's ndim). Bounds follow
+ * am_slice (Python semantics, negative, AM_END, negative steps) and stay
+ * unnormalized in the graph. step NULL: all 1. */
 AM_API am_array am_slice_update(am_array x, am_array update,
                                 const int64_t *start, const int64_t *stop,
                                 const int64_t *step, int n);
 /** x sliced on `axes` from offsets held in the integer array `start`
- * (shape [naxes]) with static `sizes`; offsets are clamped so the window
- * fits. The offsets are data: new values never change the graph. */
+ * (shape [naxes]) with static `sizes`. The offsets are data: new values
+ * never change the graph. As XLA/JAX dynamic_slice, each offset is clamped
+ * to [0, dim - size] so the window fits (a negative start gives 0, it
+ * does not count from the end). A size larger than its axis is
+ * AM_ERR_SHAPE; sizes stay fixed when a graph is replayed with other
+ * shapes. The result is a view of x. */
 AM_API am_array am_dynamic_slice(am_array x, am_array start, const int *axes,
                                  int naxes, const int64_t *sizes);
-/** Copy of x with the window at `start` (on `axes`) replaced by update. */
+/** Copy of x with the window at `start` (on `axes`) replaced by update:
+ * update has x's ndim, x's size on the axes not listed and at most x's on
+ * the listed ones; offsets are clamped as in am_dynamic_slice. */
 AM_API am_array am_dynamic_slice_update(am_array x, am_array update,
                                         am_array start, const int *axes,
                                         int naxes);
 
 /* ======================================================================
  *  Sorting
+ *
+ *  Along one axis (x needs at least one dim). Ascending, NaN last (NaNs
+ *  equal among themselves); integers compare exactly in their own type,
+ *  float16/bfloat16 as float32. Index results are uint32, so their axis
+ *  may hold at most 2^32 elements (AM_ERR_SHAPE otherwise; also for sort
+ *  and topk of float16/bfloat16).
  * ====================================================================== */
 
-/** Ascending along axis; NaN sorts last. argsort is stable (uint32). */
+/** Sorted copy; argsort is stable (equal keys keep their order). */
 AM_API am_array am_sort(am_array x, int axis);
 AM_API am_array am_argsort(am_array x, int axis);
 /** Indices (uint32) such that element kth is in sorted position, smaller
- * ones before it and larger ones after (unordered). */
+ * or equal ones before it and larger or equal ones after (unordered).
+ * kth may be negative (from the end): -n <= kth < n. */
 AM_API am_array am_argpartition(am_array x, int kth, int axis);
-/** The k largest values along axis, in descending order. */
+/** The k largest values along axis (0 <= k <= n), in descending order
+ * (MLX leaves them unordered; sorting them makes results deterministic).
+ * NaN counts as the largest value, so NaNs come first. */
 AM_API am_array am_topk(am_array x, int k, int axis);
 
 /* ======================================================================
