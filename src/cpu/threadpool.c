@@ -22,8 +22,10 @@ typedef struct {
   pthread_t *threads;
   int n_workers;              /* threads besides the caller */
   int n_threads;              /* desired total, >= 1 */
-  bool started, stop;
-  atomic_uint gen;            /* job generation */
+  bool started;
+  atomic_bool stop;
+  atomic_uint gen;            /* job generation: odd while being set up */
+  atomic_int active;          /* workers inside run_chunks */
   /* current job */
   am_range_fn fn;
   void *ctx;
@@ -54,24 +56,30 @@ static void run_chunks(pool_t *p) {
   }
 }
 
+static bool published(pool_t *p, unsigned seen) {
+  unsigned g = atomic_load(&p->gen);
+  return g != seen && !(g & 1);
+}
+
 static void *worker(void *arg) {
   pool_t *p = arg;
   tl_in_job = true;
-  unsigned seen = atomic_load(&p->gen);
+  unsigned seen = atomic_load(&p->gen) & ~1u;
   for (;;) {
     int spins = 0;
-    while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen &&
-           spins < SPIN_ITERS)
-      spins++;
-    if (atomic_load(&p->gen) == seen) {
+    while (!published(p, seen) && !p->stop && spins < SPIN_ITERS) spins++;
+    if (!published(p, seen) && !p->stop) {
       pthread_mutex_lock(&p->lock);
-      while (atomic_load(&p->gen) == seen && !p->stop)
+      while (!published(p, seen) && !p->stop)
         pthread_cond_wait(&p->wake, &p->lock);
       pthread_mutex_unlock(&p->lock);
     }
     if (p->stop) return NULL;
-    seen = atomic_load(&p->gen);
-    run_chunks(p);
+    unsigned g = atomic_load(&p->gen);
+    atomic_fetch_add(&p->active, 1);
+    if (atomic_load(&p->gen) == g && !(g & 1)) run_chunks(p);
+    atomic_fetch_sub(&p->active, 1);
+    seen = g;
   }
 }
 
@@ -86,7 +94,6 @@ static void pool_stop(pool_t *p) {
   if (!p->started) return;
   pthread_mutex_lock(&p->lock);
   p->stop = true;
-  atomic_fetch_add(&p->gen, 1);
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->lock);
   for (int i = 0; i < p->n_workers; i++) pthread_join(p->threads[i], NULL);
@@ -139,6 +146,9 @@ void am_parallel_for(int64_t n, int64_t grain, am_range_fn fn, void *ctx) {
     fn(ctx, 0, n);
     return;
   }
+  atomic_fetch_add(&p->gen, 1); /* odd: the job is being rewritten */
+  while (atomic_load(&p->active)) /* late workers of the last job leave */
+    ;
   p->fn = fn;
   p->ctx = ctx;
   p->n = n;
@@ -147,7 +157,7 @@ void am_parallel_for(int64_t n, int64_t grain, am_range_fn fn, void *ctx) {
   atomic_store(&p->next, 0);
   atomic_store(&p->done, 0);
   pthread_mutex_lock(&p->lock);
-  atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+  atomic_fetch_add(&p->gen, 1); /* even: published */
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->lock);
   tl_in_job = true;
