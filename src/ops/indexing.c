@@ -737,6 +737,12 @@ static am_status dyn_slice_eval(am_arr *const *in, int n_in, am_arr *const *out,
   return AM_OK;
 }
 
+/* The window sizes may be captured sizes: compile guards them. */
+static int dyn_slice_literals(const void *params, int64_t *out, int max) {
+  const dyn_params *p = params;
+  return am_literals_add(p->sizes, p->naxes, out, 0, max);
+}
+
 const am_prim am_prim_dynamic_slice = {
     .name = "dynamic_slice",
     .n_in = 2,
@@ -745,6 +751,7 @@ const am_prim am_prim_dynamic_slice = {
     .params_size = sizeof(dyn_params),
     .output_shapes = dyn_slice_shapes,
     .eval_cpu = dyn_slice_eval,
+    .literal_sizes = dyn_slice_literals,
 };
 
 static am_array dyn_make(int op, const char *name, am_arr **in, int n_in,
