@@ -805,7 +805,7 @@ static void test_shapes_small(void) {
   am_array e = am_add(am_zeros(s03, 2, AM_F32), am_ones(s3, 1, AM_F32));
   CHECK(am_eval(&e, 1) == AM_OK, "empty eval");
   t_expect_shape(e, s03, 2, "[0,3] + [3]");
-  am_array s = am_mul(am_float(3), am_full(NULL, 0, 2, AM_F32));
+  am_array s = am_mul(am_float(3), am_full(s1, 0, 2, AM_F32));
   t_expect_shape(s, NULL, 0, "0-d * 0-d");
   t_expect(s, (double[]){6}, 1, 0, 0, "0-d value");
   am_array o = am_add(am_arange(0, 2, 1, AM_I32), am_zeros(s21, 2, AM_I32));
