@@ -424,6 +424,61 @@ def gen_where(w):
                c=cu, x=bx, y=by, out=from_mx(r))
 
 
+ASTYPE_DTYPES = ["bool", "uint8", "int8", "uint32", "int32", "int64",
+                 "float16", "bfloat16", "float32", "float64"]
+
+
+def astype_values(src, dst):
+    """Values of dtype src (as float64, or ints) that convert to dst the
+    same way in NumPy/MLX and amorph: float to integer only in range (C
+    leaves the rest undefined; amorph saturates, see am_store_f64)."""
+    fl = ("float16", "bfloat16", "float32", "float64")
+    if src == "bool":
+        return np.array([[True, False, True], [False, False, True]])
+    if src in fl:
+        if dst in fl or dst == "bool":
+            v = [0.0, -0.0, 1.5, -2.5, 2.5, 100.7, -100.7, 65504.0, 1e5,
+                 NAN, INF, -INF, 1e-8, 0.1, 3.0e38, 1e-40]
+        elif dst.startswith("u"):
+            v = [0.0, 1.5, 2.5, 100.7, 7.99, 0.2, 127.0, 3.0]
+        else:
+            v = [0.0, -0.0, 1.5, -2.5, 2.5, 100.7, -100.7, 7.99, -0.2, 127.0]
+        v = np.array(v + (RNG.standard_normal(8 - len(v) % 4) * 20).tolist())
+        if dst.startswith("u"):
+            v = np.abs(v)
+        if dst not in fl and dst != "bool":
+            v = np.clip(v, -120, 120)
+        return v.reshape(-1, 4)
+    info = np.iinfo(src)
+    lo, hi = int_limits(np.dtype(src))
+    v = int_values(np.dtype(src), lo=max(-300, info.min), hi=min(300, hi))
+    return np.resize(v, (5, 5))
+
+
+def gen_astype(w):
+    for src in ASTYPE_DTYPES:
+        for dst in ASTYPE_DTYPES:
+            v = astype_values(src, dst)
+            ov = {}
+            if src == "bfloat16" or dst == "bfloat16":
+                if mx is None:
+                    continue
+                xm = mx.array(np.asarray(v, F64).astype(F32))
+                if src == "bfloat16":
+                    xm = xm.astype(mx.bfloat16)
+                    ov["x"] = "bfloat16"
+                else:
+                    xm = mx.array(np.asarray(v).astype(src))
+                x = from_mx(xm)
+                out = from_mx(xm.astype(getattr(mx, "bool_" if dst == "bool" else dst)))
+                if dst == "bfloat16":
+                    ov["out"] = "bfloat16"
+            else:
+                x = np.asarray(v).astype(src)
+                out = x.astype(dst)
+            w.case(f"astype.{src}_{dst}", ov, x=x, out=out)
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.path.join(root, "tests", "golden", "elementwise.txt")
@@ -433,6 +488,7 @@ def main():
     gen_unary(w)
     gen_binary(w)
     gen_where(w)
+    gen_astype(w)
     w.close()
     print("wrote", path, os.path.getsize(path), "bytes")
 

@@ -19,8 +19,7 @@ extern void am_ew_simd_limit(int level);
 /* Kernel sets every value test runs under (the best SIMD level the CPU
  * has, AVX2 even on an AVX-512 machine, and the portable kernels). */
 enum { M_BEST, M_AVX2, M_PORTABLE, M_COUNT };
-static const char *const k_mode_names[M_COUNT] = {"simd", "avx2",
-                                                  "portable"};
+static const char *const k_mode_names[M_COUNT] = {"simd", "avx2", "portable"};
 static void set_mode(int m) {
   am_ew_force_scalar(m == M_PORTABLE);
   am_ew_simd_limit(m == M_AVX2 ? 1 : 2);
@@ -72,6 +71,7 @@ static const op_entry k_ops[] = {
     {"logical_and", NULL, am_logical_and, C_EXACT},
     {"logical_or", NULL, am_logical_or, C_EXACT},
     {"where", NULL, NULL, C_EXACT},
+    {"astype", NULL, NULL, C_EXACT},
 };
 #define N_OPS ((int)(sizeof k_ops / sizeof *k_ops))
 
@@ -106,7 +106,8 @@ static void tolerance(am_dtype t, int cls, double *rtol, double *atol) {
     *rtol = 1.0 / 128;
     *atol = 1e-38;
     break;
-  default: break;
+  default:
+    break;
   }
 }
 
@@ -137,13 +138,15 @@ static am_array make_input(const t_garr *g, int layout) {
     st[nd - 1] = 2;
     r = t_view(big, g->shape, nd, st, 0);
   } else {
-    for (int i = 0; i < nd; i++) shape[i] = g->shape[nd - 1 - i];
+    for (int i = 0; i < nd; i++)
+      shape[i] = g->shape[nd - 1 - i];
     int64_t gst[AM_MAX_DIMS], idx[AM_MAX_DIMS] = {0};
     am_contig_strides(g->shape, nd, gst);
     /* walk the reversed shape row-major; its index reversed is g's */
     for (int64_t k = 0; k < g->n; k++) {
       int64_t off = 0;
-      for (int i = 0; i < nd; i++) off += idx[i] * gst[nd - 1 - i];
+      for (int i = 0; i < nd; i++)
+        off += idx[i] * gst[nd - 1 - i];
       v[k] = g->v[off];
       for (int i = nd - 1; i >= 0; i--) {
         if (++idx[i] < shape[i]) break;
@@ -162,11 +165,14 @@ static void run_golden_case(const t_gcase *c) {
   const op_entry *op = find_op(c->name);
   CHECK(op != NULL, "golden case %s: unknown op", c->name);
   if (!op) return;
+  /* unary: x; binary: x, y; where: c, x, y; astype: x (to out's dtype) */
+  bool is_astype = !strcmp(op->name, "astype"),
+       is_where = !op->u && !op->b && !is_astype;
   const t_garr *out = t_gcase_arr(c, "out");
   const t_garr *x = t_gcase_arr(c, "x");
-  const t_garr *y = op->u ? NULL : t_gcase_arr(c, "y");
-  const t_garr *cond = op->u || op->b ? NULL : t_gcase_arr(c, "c");
-  if (!out || !x) return;
+  const t_garr *y = op->b || is_where ? t_gcase_arr(c, "y") : NULL;
+  const t_garr *cond = is_where ? t_gcase_arr(c, "c") : NULL;
+  if (!out || !x || ((op->b || is_where) && !y) || (is_where && !cond)) return;
   double rtol, atol;
   tolerance(out->dtype, op->cls, &rtol, &atol);
   for (int mode = 0; mode < M_COUNT; mode++) {
@@ -175,9 +181,14 @@ static void run_golden_case(const t_gcase *c) {
       am_scope_push();
       am_array ax = make_input(x, layout);
       am_array r;
-      if (op->u) r = op->u(ax);
-      else if (op->b) r = op->b(ax, make_input(y, layout));
-      else r = am_where(make_input(cond, layout), ax, make_input(y, layout));
+      if (op->u)
+        r = op->u(ax);
+      else if (op->b)
+        r = op->b(ax, make_input(y, layout));
+      else if (is_astype)
+        r = am_astype(ax, out->dtype);
+      else
+        r = am_where(make_input(cond, layout), ax, make_input(y, layout));
       char what[200];
       snprintf(what, sizeof what, "%s (%s, layout %d)", c->name,
                k_mode_names[mode], layout);
@@ -192,7 +203,8 @@ static void run_golden_case(const t_gcase *c) {
 static void test_golden(void) {
   t_golden *g = t_golden_load("golden/elementwise.txt");
   if (!g) return;
-  for (int i = 0; i < g->n; i++) run_golden_case(&g->cases[i]);
+  for (int i = 0; i < g->n; i++)
+    run_golden_case(&g->cases[i]);
   /* every op has golden coverage */
   for (int k = 0; k < N_OPS; k++) {
     bool found = false;
@@ -220,14 +232,13 @@ static void test_hand_values(void) {
   t_expect(am_add(a, b), (double[]){11, 22, 33, 14, 25, 36}, 6, 0, 0, "add");
   t_expect(am_sub(a, b), (double[]){-9, -18, -27, -6, -15, -24}, 6, 0, 0,
            "sub");
-  t_expect(am_mul(b, a), (double[]){10, 40, 90, 40, 100, 180}, 6, 0, 0,
-           "mul");
-  t_expect(am_div(a, b), (double[]){0.1f, 0.1f, 0.1f, 0.4f, 0.25f, 0.2f}, 6,
-           0, 0, "div");
-  t_expect(am_maximum(a, am_float(3.5)), (double[]){3.5, 3.5, 3.5, 4, 5, 6},
-           6, 0, 0, "maximum");
-  t_expect(am_minimum(am_float(3.5), a), (double[]){1, 2, 3, 3.5, 3.5, 3.5},
-           6, 0, 0, "minimum");
+  t_expect(am_mul(b, a), (double[]){10, 40, 90, 40, 100, 180}, 6, 0, 0, "mul");
+  t_expect(am_div(a, b), (double[]){0.1f, 0.1f, 0.1f, 0.4f, 0.25f, 0.2f}, 6, 0,
+           0, "div");
+  t_expect(am_maximum(a, am_float(3.5)), (double[]){3.5, 3.5, 3.5, 4, 5, 6}, 6,
+           0, 0, "maximum");
+  t_expect(am_minimum(am_float(3.5), a), (double[]){1, 2, 3, 3.5, 3.5, 3.5}, 6,
+           0, 0, "minimum");
   t_expect(am_pow(a, am_float(2)), (double[]){1, 4, 9, 16, 25, 36}, 6, 0, 0,
            "pow");
   t_expect(am_square(b), (double[]){100, 400, 900}, 3, 0, 0, "square");
@@ -286,8 +297,8 @@ static void test_hand_values(void) {
   t_expect(am_logical_or(z, am_int(0)), (double[]){0, 1, 0, 1}, 4, 0, 0,
            "logical_or");
   t_expect(am_logical_not(z), (double[]){1, 0, 1, 0}, 4, 0, 0, "logical_not");
-  t_expect(am_where(z, i1, am_int(100)), (double[]){100, -5, 100, -5}, 4, 0,
-           0, "where");
+  t_expect(am_where(z, i1, am_int(100)), (double[]){100, -5, 100, -5}, 4, 0, 0,
+           "where");
   am_scope_pop();
 }
 
@@ -303,8 +314,7 @@ static void test_special_bits(void) {
     CHECK(signbit(r[0]) && signbit(r[1]) && isnan(r[2]) && !signbit(r[3]),
           "round keeps the sign of zero (%d)", mode);
     CHECK(!am_array_read(am_sign(x), AM_F32, r, 4), "sign read");
-    CHECK(r[0] == -1 && r[1] == 0 && !signbit(r[1]) && isnan(r[2]) &&
-              r[3] == 0,
+    CHECK(r[0] == -1 && r[1] == 0 && !signbit(r[1]) && isnan(r[2]) && r[3] == 0,
           "sign(-0.4, -0, nan, 0) = %g %g %g %g (%d)", r[0], r[1], r[2], r[3],
           mode);
     CHECK(!am_array_read(am_neg(x), AM_F32, r, 4), "neg read");
@@ -404,25 +414,23 @@ static void test_promotion(void) {
            "i32*0.5 values");
   int64_t s3[] = {3};
   am_array u = am_array_new_data((uint8_t[]){255, 0, 7}, s3, 1, AM_U8);
-  t_expect(am_add(u, am_int(3)), (double[]){2, 3, 10}, 3, 0, 0,
-           "u8 + 3 wraps");
+  t_expect(am_add(u, am_int(3)), (double[]){2, 3, 10}, 3, 0, 0, "u8 + 3 wraps");
   t_expect(am_add(u, am_int(300)), (double[]){555, 300, 307}, 3, 0, 0,
            "u8 + 300 widens");
   t_expect(am_less(u, am_int(-1)), (double[]){0, 0, 0}, 3, 0, 0,
            "u8 < -1 is false");
   t_expect(am_sub(u, am_int(1)), (double[]){254, 255, 6}, 3, 0, 0,
            "u8 - 1 wraps");
-  am_array b1 = am_array_new_data((uint8_t[]){1, 1, 0, 0}, (int64_t[]){4}, 1,
-                                  AM_BOOL);
-  am_array b2 = am_array_new_data((uint8_t[]){1, 0, 1, 0}, (int64_t[]){4}, 1,
-                                  AM_BOOL);
+  am_array b1 =
+      am_array_new_data((uint8_t[]){1, 1, 0, 0}, (int64_t[]){4}, 1, AM_BOOL);
+  am_array b2 =
+      am_array_new_data((uint8_t[]){1, 0, 1, 0}, (int64_t[]){4}, 1, AM_BOOL);
   t_expect(am_add(b1, b2), (double[]){1, 1, 1, 0}, 4, 0, 0, "bool add = or");
   t_expect(am_sub(b1, b2), (double[]){0, 1, 1, 0}, 4, 0, 0, "bool sub = xor");
   t_expect(am_mul(b1, b2), (double[]){1, 0, 0, 0}, 4, 0, 0, "bool mul = and");
   t_expect(am_remainder(b1, b2), (double[]){0, 0, 0, 0}, 4, 0, 0,
            "bool remainder (x % 0 = 0)");
-  t_expect(am_add(b1, am_int(2)), (double[]){3, 3, 2, 2}, 4, 0, 0,
-           "bool + 2");
+  t_expect(am_add(b1, am_int(2)), (double[]){3, 3, 2, 2}, 4, 0, 0, "bool + 2");
   am_scope_pop();
 }
 
@@ -445,8 +453,8 @@ static void test_int_edges(void) {
   int64_t s4[] = {4};
   am_array a = am_array_new_data(
       (int64_t[]){INT64_MAX, INT64_MIN, 5, INT64_MIN}, s4, 1, AM_I64);
-  am_array b = am_array_new_data((int64_t[]){1, -1, 0, INT64_MIN}, s4, 1,
-                                 AM_I64);
+  am_array b =
+      am_array_new_data((int64_t[]){1, -1, 0, INT64_MIN}, s4, 1, AM_I64);
   expect_i64(am_add(a, b), (int64_t[]){INT64_MIN, INT64_MAX, 5, 0}, 4,
              "i64 add wraps");
   expect_i64(am_sub(a, b), (int64_t[]){INT64_MAX - 1, INT64_MIN + 1, 5, 0}, 4,
@@ -465,7 +473,8 @@ static void test_int_edges(void) {
   /* pow: 3^40 mod 2^64 by repeated multiplication (independent of the
    * library's square-and-multiply) */
   uint64_t p = 1;
-  for (int i = 0; i < 40; i++) p *= 3;
+  for (int i = 0; i < 40; i++)
+    p *= 3;
   am_array base = am_array_new_data((int64_t[]){3, 2, -1, 1}, s4, 1, AM_I64);
   am_array ex = am_array_new_data((int64_t[]){40, 63, -3, -7}, s4, 1, AM_I64);
   expect_i64(am_pow(base, ex), (int64_t[]){(int64_t)p, INT64_MIN, -1, 1}, 4,
@@ -478,17 +487,17 @@ static void test_int_edges(void) {
   /* int32 wraps like C's uint32 arithmetic */
   am_array c = am_array_new_data((int32_t[]){INT32_MAX, INT32_MIN, 46341, -7},
                                  s4, 1, AM_I32);
-  expect_i64(am_add(c, am_int(1)), (int64_t[]){INT32_MIN, INT32_MIN + 1, 46342,
-                                               -6},
-             4, "i32 add wraps");
-  expect_i64(am_square(c), (int64_t[]){1, 0, (int32_t)(46341u * 46341u), 49},
-             4, "i32 square wraps");
+  expect_i64(am_add(c, am_int(1)),
+             (int64_t[]){INT32_MIN, INT32_MIN + 1, 46342, -6}, 4,
+             "i32 add wraps");
+  expect_i64(am_square(c), (int64_t[]){1, 0, (int32_t)(46341u * 46341u), 49}, 4,
+             "i32 square wraps");
   expect_i64(am_remainder(c, am_int(0)), (int64_t[]){0, 0, 0, 0}, 4,
              "i32 % 0 = 0");
   expect_i64(am_remainder(c, am_int(-1)), (int64_t[]){0, 0, 0, 0}, 4,
              "INT32_MIN % -1 = 0");
-  am_array u = am_array_new_data((uint32_t[]){0, 1, UINT32_MAX, 5}, s4, 1,
-                                 AM_U32);
+  am_array u =
+      am_array_new_data((uint32_t[]){0, 1, UINT32_MAX, 5}, s4, 1, AM_U32);
   expect_i64(am_neg(u), (int64_t[]){0, UINT32_MAX, 1, UINT32_MAX - 4}, 4,
              "u32 neg wraps");
   expect_i64(am_sign(u), (int64_t[]){0, 1, 1, 1}, 4, "u32 sign");
@@ -522,10 +531,12 @@ static double max_ulp(am_array (*op)(am_array), const float *x, int64_t n,
   for (int64_t i = 0; i < n; i++) {
     double want = ref(x[i]);
     double e;
-    if (isnan(want) || isnan(got[i])) e = isnan(want) == isnan(got[i]) ? 0 : 1e9;
+    if (isnan(want) || isnan(got[i]))
+      e = isnan(want) == isnan(got[i]) ? 0 : 1e9;
     else if (isinf(want) || isinf(got[i]))
       e = (float)want == got[i] ? 0 : 1e9;
-    else e = fabs(got[i] - want) / ulp_f32(want);
+    else
+      e = fabs(got[i] - want) / ulp_f32(want);
     if (e > m) {
       m = e;
       *worst = i;
@@ -536,7 +547,9 @@ static double max_ulp(am_array (*op)(am_array), const float *x, int64_t n,
   return m;
 }
 
-static double ref_sigmoid(double x) { return 1 / (1 + exp(-x)); }
+static double ref_sigmoid(double x) {
+  return 1 / (1 + exp(-x));
+}
 
 static void test_accuracy(void) {
   int64_t n = t_quick() ? 50000 : 400000;
@@ -588,8 +601,9 @@ static void test_simd_vs_portable(void) {
   float *g1 = malloc((size_t)n * sizeof *g1),
         *g2 = malloc((size_t)n * sizeof *g2);
   t_rng r = {7};
-  const float sp[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-40f, -1e-40f,
-                      FLT_MAX, -FLT_MAX, FLT_MIN, 0.5f, -2.5f, 100.0f, -100.0f};
+  const float sp[] = {NAN,    INFINITY, -INFINITY, 0.0f,     -0.0f,
+                      1e-40f, -1e-40f,  FLT_MAX,   -FLT_MAX, FLT_MIN,
+                      0.5f,   -2.5f,    100.0f,    -100.0f};
   for (int64_t i = 0; i < n; i++) {
     x[i] = (float)((t_uniform(&r) - 0.5) * 40);
     y[i] = (float)((t_uniform(&r) - 0.5) * 40);
@@ -602,15 +616,15 @@ static void test_simd_vs_portable(void) {
     am_array (*b)(am_array, am_array);
     double ulps;
   } ops[] = {
-      {"neg", am_neg, NULL, 0},       {"abs", am_abs, NULL, 0},
-      {"sign", am_sign, NULL, 0},     {"square", am_square, NULL, 0},
-      {"sqrt", am_sqrt, NULL, 0},     {"rsqrt", am_rsqrt, NULL, 0},
-      {"floor", am_floor, NULL, 0},   {"ceil", am_ceil, NULL, 0},
-      {"round", am_round, NULL, 0},   {"exp", am_exp, NULL, 3},
-      {"log", am_log, NULL, 3},       {"sigmoid", am_sigmoid, NULL, 4},
-      {"tanh", am_tanh, NULL, 4},     {"add", NULL, am_add, 0},
-      {"sub", NULL, am_sub, 0},       {"mul", NULL, am_mul, 0},
-      {"div", NULL, am_div, 0},       {"maximum", NULL, am_maximum, 0},
+      {"neg", am_neg, NULL, 0},         {"abs", am_abs, NULL, 0},
+      {"sign", am_sign, NULL, 0},       {"square", am_square, NULL, 0},
+      {"sqrt", am_sqrt, NULL, 0},       {"rsqrt", am_rsqrt, NULL, 0},
+      {"floor", am_floor, NULL, 0},     {"ceil", am_ceil, NULL, 0},
+      {"round", am_round, NULL, 0},     {"exp", am_exp, NULL, 3},
+      {"log", am_log, NULL, 3},         {"sigmoid", am_sigmoid, NULL, 4},
+      {"tanh", am_tanh, NULL, 4},       {"add", NULL, am_add, 0},
+      {"sub", NULL, am_sub, 0},         {"mul", NULL, am_mul, 0},
+      {"div", NULL, am_div, 0},         {"maximum", NULL, am_maximum, 0},
       {"minimum", NULL, am_minimum, 0},
   };
   for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
@@ -623,10 +637,14 @@ static void test_simd_vs_portable(void) {
         am_array ax = am_array_new_data(x, (int64_t[]){n}, 1, AM_F32);
         am_array ay = am_array_new_data(y, (int64_t[]){n}, 1, AM_F32);
         am_array res;
-        if (ops[k].u) res = ops[k].u(ax);
-        else if (bc == 0) res = ops[k].b(ax, ay);
-        else if (bc == 1) res = ops[k].b(ax, am_float(y[5]));
-        else res = ops[k].b(am_float(x[3]), ay);
+        if (ops[k].u)
+          res = ops[k].u(ax);
+        else if (bc == 0)
+          res = ops[k].b(ax, ay);
+        else if (bc == 1)
+          res = ops[k].b(ax, am_float(y[5]));
+        else
+          res = ops[k].b(am_float(x[3]), ay);
         CHECK(!am_array_read(res, AM_F32, mode == M_PORTABLE ? g2 : g1, n),
               "%s: %s", ops[k].name, am_last_error());
         am_scope_pop();
@@ -634,10 +652,12 @@ static void test_simd_vs_portable(void) {
         int bad = 0;
         for (int64_t i = 0; i < n && bad < 3; i++) {
           bool ok;
-          if (isnan(g1[i]) || isnan(g2[i])) ok = isnan(g1[i]) && isnan(g2[i]);
+          if (isnan(g1[i]) || isnan(g2[i]))
+            ok = isnan(g1[i]) && isnan(g2[i]);
           else if (ops[k].ulps == 0)
             ok = !memcmp(&g1[i], &g2[i], 4); /* bitwise, signed zeros too */
-          else if (isinf(g1[i]) || isinf(g2[i])) ok = g1[i] == g2[i];
+          else if (isinf(g1[i]) || isinf(g2[i]))
+            ok = g1[i] == g2[i];
           else
             ok = fabs((double)g1[i] - g2[i]) <= ops[k].ulps * ulp_f32(g2[i]);
           if (!ok) {
@@ -669,8 +689,8 @@ static void test_large_layouts(void) {
   int64_t shape[] = {rows, cols}, tshape[] = {cols, rows};
   t_rng r = {99};
   am_array base = t_rand(&r, tshape, 2, AM_F32, -5, 5);
-  am_array xt = t_transposed(base);          /* [rows, cols], strided */
-  am_array xc = am_astype(xt, AM_F32);       /* contiguous copy */
+  am_array xt = t_transposed(base);    /* [rows, cols], strided */
+  am_array xc = am_astype(xt, AM_F32); /* contiguous copy */
   am_array row = t_rand(&r, (int64_t[]){cols}, 1, AM_F32, -5, 5);
   double *w = malloc((size_t)n * sizeof *w);
   CHECK(!am_array_read(am_add(am_exp(xc), row), AM_F64, w, n), "contig");
@@ -681,16 +701,19 @@ static void test_large_layouts(void) {
   am_array h = am_astype(xt, AM_F16);
   double *hv = malloc((size_t)n * sizeof *hv);
   CHECK(!am_array_read(h, AM_F64, hv, n), "f16 read");
-  for (int64_t i = 0; i < n; i++) hv[i] = tanh(hv[i]);
+  for (int64_t i = 0; i < n; i++)
+    hv[i] = tanh(hv[i]);
   t_expect(am_tanh(h), hv, n, 1.0 / 1024, 6e-8, "tanh f16 large");
   /* int32 broadcast outer sum */
   am_array ci = am_astype(am_mul(row, am_float(100)), AM_I32);
   am_array ri = am_astype(am_mul(am_astype(xc, AM_F32), am_float(100)), AM_I32);
   int32_t *cv = malloc((size_t)cols * sizeof *cv),
           *rv = malloc((size_t)n * sizeof *rv);
-  CHECK(!am_array_read(ci, AM_I32, cv, cols) && !am_array_read(ri, AM_I32, rv, n),
+  CHECK(!am_array_read(ci, AM_I32, cv, cols) &&
+            !am_array_read(ri, AM_I32, rv, n),
         "int reads");
-  for (int64_t i = 0; i < n; i++) w[i] = (double)rv[i] - cv[i % cols];
+  for (int64_t i = 0; i < n; i++)
+    w[i] = (double)rv[i] - cv[i % cols];
   t_expect(am_sub(ri, ci), w, n, 0, 0, "i32 sub bcast large");
   (void)shape;
   free(w);
@@ -722,9 +745,22 @@ static void test_donation(void) {
         "add and exp should reuse dead input buffers (%llu -> %llu)",
         (unsigned long long)s0.n_donated, (unsigned long long)s1.n_donated);
   double *want = malloc((size_t)n * sizeof *want);
-  for (int64_t i = 0; i < n; i++) want[i] = exp((double)(xv[i] + yv[i]));
+  for (int64_t i = 0; i < n; i++)
+    want[i] = exp((double)(xv[i] + yv[i]));
   t_expect(e, want, n, 2e-6, 0, "exp(add) with donation");
   am_array_free(e);
+  /* a same-dtype cast that takes over its input's buffer has nothing to
+   * copy (and must not memcpy the buffer onto itself) */
+  am_scope_push();
+  am_array c = am_keep(am_astype(am_array_new_data(xv, &n, 1, AM_F32), AM_F32));
+  am_scope_pop();
+  s0 = am_memory_get_stats();
+  for (int64_t i = 0; i < n; i++)
+    want[i] = xv[i];
+  t_expect(c, want, n, 0, 0, "astype to the same dtype, donated");
+  CHECK(am_memory_get_stats().n_donated == s0.n_donated + 1,
+        "same-dtype astype donated");
+  am_array_free(c);
   /* a live input is never overwritten */
   am_scope_push();
   am_array a = am_array_new_data(xv, &n, 1, AM_F32);

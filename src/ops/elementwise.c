@@ -66,24 +66,25 @@ static int64_t i_rem(int64_t a, int64_t b) {
 
 /* NumPy's float remainder: fmod corrected to the divisor's sign; a zero
  * result takes the divisor's sign; b == 0 gives nan. */
-#define DEF_FREM(T, NAME)                                                     \
-  static inline T NAME(T a, T b) {                                            \
-    T m = fmod(a, b);                                                         \
-    if (b == 0) return m;                                                     \
-    if (m != 0) {                                                             \
-      if ((b < 0) != (m < 0)) m += b;                                         \
-    } else {                                                                  \
-      m = copysign((T)0, b);                                                  \
-    }                                                                         \
-    return m;                                                                 \
+#define DEF_FREM(T, NAME)                                                      \
+  static inline T NAME(T a, T b) {                                             \
+    T m = fmod(a, b);                                                          \
+    if (b == 0) return m;                                                      \
+    if (m != 0) {                                                              \
+      if ((b < 0) != (m < 0)) m += b;                                          \
+    } else {                                                                   \
+      m = copysign((T)0, b);                                                   \
+    }                                                                          \
+    return m;                                                                  \
   }
 DEF_FREM(float, f_rem_f32)
 DEF_FREM(double, f_rem_f64)
-#define F_REM(x, y) _Generic((x), float: f_rem_f32, default: f_rem_f64)(x, y)
+#define F_REM(x, y) _Generic((x), float : f_rem_f32, default : f_rem_f64)(x, y)
 
 /* sign: -1, 0 (also for -0.0, as NumPy), 1; nan stays nan. */
 #define F_SIGN(x) ((x) > 0 ? 1 : (x) < 0 ? -1 : (x) == 0 ? 0 : (x))
 
+// clang-format off
 /* Unary ops that keep the dtype: NAME, ENUM, accepted dtypes,
  * float/double expression of x, int64 expression of x. */
 #define EW_KEEP_UNARY(X)                                                      \
@@ -133,6 +134,7 @@ DEF_FREM(double, f_rem_f64)
   X(greater_equal, GREATER_EQUAL, 0, x >= y)                                  \
   X(logical_and, LOGICAL_AND, AM_OPF_COMMUTATIVE, x != 0 && y != 0)           \
   X(logical_or, LOGICAL_OR, AM_OPF_COMMUTATIVE, x != 0 || y != 0)
+// clang-format on
 
 /* ======================================================================
  *  Portable block kernels, generated from the lists
@@ -140,66 +142,68 @@ DEF_FREM(double, f_rem_f64)
 
 /* A step of 0 means one broadcast value: separate loops keep the common
  * contiguous one simple enough for the compiler to vectorize. */
-#define UN_KERNEL(NAME, T, OT, EXPR)                                          \
-  static void NAME(int64_t n, const void *const *in, const int64_t *st,       \
-                   void *out) {                                               \
-    const T *a = in[0];                                                       \
-    OT *o = out;                                                              \
-    if (!st[0]) {                                                             \
-      T x = a[0];                                                             \
-      OT v = (OT)(EXPR);                                                      \
-      for (int64_t i = 0; i < n; i++) o[i] = v;                               \
-      return;                                                                 \
-    }                                                                         \
-    for (int64_t i = 0; i < n; i++) {                                         \
-      T x = a[i];                                                             \
-      o[i] = (OT)(EXPR);                                                      \
-    }                                                                         \
+#define UN_KERNEL(NAME, T, OT, EXPR)                                           \
+  static void NAME(int64_t n, const void *const *in, const int64_t *st,        \
+                   void *out) {                                                \
+    const T *a = in[0];                                                        \
+    OT *o = out;                                                               \
+    if (!st[0]) {                                                              \
+      T x = a[0];                                                              \
+      OT v = (OT)(EXPR);                                                       \
+      for (int64_t i = 0; i < n; i++)                                          \
+        o[i] = v;                                                              \
+      return;                                                                  \
+    }                                                                          \
+    for (int64_t i = 0; i < n; i++) {                                          \
+      T x = a[i];                                                              \
+      o[i] = (OT)(EXPR);                                                       \
+    }                                                                          \
   }
 
-#define BIN_KERNEL(NAME, T, OT, EXPR)                                         \
-  static void NAME(int64_t n, const void *const *in, const int64_t *st,       \
-                   void *out) {                                               \
-    const T *a = in[0], *b = in[1];                                           \
-    OT *o = out;                                                              \
-    if (st[0] && st[1]) {                                                     \
-      for (int64_t i = 0; i < n; i++) {                                       \
-        T x = a[i], y = b[i];                                                 \
-        o[i] = (OT)(EXPR);                                                    \
-      }                                                                       \
-    } else if (st[0]) {                                                       \
-      const T y = b[0];                                                       \
-      for (int64_t i = 0; i < n; i++) {                                       \
-        T x = a[i];                                                           \
-        o[i] = (OT)(EXPR);                                                    \
-      }                                                                       \
-    } else if (st[1]) {                                                       \
-      const T x = a[0];                                                       \
-      for (int64_t i = 0; i < n; i++) {                                       \
-        T y = b[i];                                                           \
-        o[i] = (OT)(EXPR);                                                    \
-      }                                                                       \
-    } else {                                                                  \
-      T x = a[0], y = b[0];                                                   \
-      OT v = (OT)(EXPR);                                                      \
-      for (int64_t i = 0; i < n; i++) o[i] = v;                               \
-    }                                                                         \
+#define BIN_KERNEL(NAME, T, OT, EXPR)                                          \
+  static void NAME(int64_t n, const void *const *in, const int64_t *st,        \
+                   void *out) {                                                \
+    const T *a = in[0], *b = in[1];                                            \
+    OT *o = out;                                                               \
+    if (st[0] && st[1]) {                                                      \
+      for (int64_t i = 0; i < n; i++) {                                        \
+        T x = a[i], y = b[i];                                                  \
+        o[i] = (OT)(EXPR);                                                     \
+      }                                                                        \
+    } else if (st[0]) {                                                        \
+      const T y = b[0];                                                        \
+      for (int64_t i = 0; i < n; i++) {                                        \
+        T x = a[i];                                                            \
+        o[i] = (OT)(EXPR);                                                     \
+      }                                                                        \
+    } else if (st[1]) {                                                        \
+      const T x = a[0];                                                        \
+      for (int64_t i = 0; i < n; i++) {                                        \
+        T y = b[i];                                                            \
+        o[i] = (OT)(EXPR);                                                     \
+      }                                                                        \
+    } else {                                                                   \
+      T x = a[0], y = b[0];                                                    \
+      OT v = (OT)(EXPR);                                                       \
+      for (int64_t i = 0; i < n; i++)                                          \
+        o[i] = v;                                                              \
+    }                                                                          \
   }
 
-#define GEN_KEEP_UNARY(NM, E, ACC, FE, IE)                                    \
-  UN_KERNEL(NM##_f32, float, float, FE)                                       \
-  UN_KERNEL(NM##_f64, double, double, FE)                                     \
+#define GEN_KEEP_UNARY(NM, E, ACC, FE, IE)                                     \
+  UN_KERNEL(NM##_f32, float, float, FE)                                        \
+  UN_KERNEL(NM##_f64, double, double, FE)                                      \
   UN_KERNEL(NM##_i64, int64_t, int64_t, IE)
-#define GEN_FLOAT_UNARY(NM, E, HEAVY, FE)                                     \
-  UN_KERNEL(NM##_f32, float, float, FE)                                       \
+#define GEN_FLOAT_UNARY(NM, E, HEAVY, FE)                                      \
+  UN_KERNEL(NM##_f32, float, float, FE)                                        \
   UN_KERNEL(NM##_f64, double, double, FE)
-#define GEN_KEEP_BINARY(NM, E, FL, FE, IE)                                    \
-  BIN_KERNEL(NM##_f32, float, float, FE)                                      \
-  BIN_KERNEL(NM##_f64, double, double, FE)                                    \
+#define GEN_KEEP_BINARY(NM, E, FL, FE, IE)                                     \
+  BIN_KERNEL(NM##_f32, float, float, FE)                                       \
+  BIN_KERNEL(NM##_f64, double, double, FE)                                     \
   BIN_KERNEL(NM##_i64, int64_t, int64_t, IE)
-#define GEN_BOOL_BINARY(NM, E, FL, EX)                                        \
-  BIN_KERNEL(NM##_f32, float, uint8_t, EX)                                    \
-  BIN_KERNEL(NM##_f64, double, uint8_t, EX)                                   \
+#define GEN_BOOL_BINARY(NM, E, FL, EX)                                         \
+  BIN_KERNEL(NM##_f32, float, uint8_t, EX)                                     \
+  BIN_KERNEL(NM##_f64, double, uint8_t, EX)                                    \
   BIN_KERNEL(NM##_i64, int64_t, uint8_t, EX)
 
 EW_KEEP_UNARY(GEN_KEEP_UNARY)
@@ -225,40 +229,42 @@ static unsigned acc_bit(am_dtype t) {
   return t == AM_BOOL ? ACC_BOOL : am_dtype_is_float(t) ? ACC_FLOAT : ACC_INT;
 }
 
+// clang-format off
 typedef struct {
-  unsigned accept;   /* ACC_* */
-  bool out_bool;     /* the result is bool, else the input dtype      */
-  bool to_float;     /* the public function promotes to a float dtype */
-  bool heavy;        /* libm-bound: parallelize smaller arrays        */
-  am_ew_kernel k[CT_COUNT]; /* portable kernels; NULL: not accepted   */
+  unsigned accept;          /* ACC_*                                         */
+  bool out_bool;            /* the result is bool, else the input dtype      */
+  bool to_float;            /* the public function promotes to a float dtype */
+  bool heavy;               /* libm-bound: parallelize smaller arrays        */
+  am_ew_kernel k[CT_COUNT]; /* portable kernels; NULL: not accepted          */
 } ew_info;
 
-static const ew_info g_info[AM_OP_COUNT] = {
-#define INFO_KEEP_UNARY(NM, E, ACC, FE, IE)                                   \
+#define INFO_KEEP_UNARY(NM, E, ACC, FE, IE)                                    \
   [AM_OP_##E] = {ACC, false, false, false, {NM##_f32, NM##_f64, NM##_i64}},
-#define INFO_FLOAT_UNARY(NM, E, HEAVY, FE)                                    \
+#define INFO_FLOAT_UNARY(NM, E, HEAVY, FE)                                     \
   [AM_OP_##E] = {ACC_FLOAT, false, true, HEAVY, {NM##_f32, NM##_f64, NULL}},
-#define INFO_KEEP_BINARY(NM, E, FL, FE, IE)                                   \
+#define INFO_KEEP_BINARY(NM, E, FL, FE, IE)                                    \
   [AM_OP_##E] = {ACC_ALL, false, false, false, {NM##_f32, NM##_f64, NM##_i64}},
-#define INFO_BOOL_BINARY(NM, E, FL, EX)                                       \
+#define INFO_BOOL_BINARY(NM, E, FL, EX)                                        \
   [AM_OP_##E] = {ACC_ALL, true, false, false, {NM##_f32, NM##_f64, NM##_i64}},
-    EW_KEEP_UNARY(INFO_KEEP_UNARY) EW_FLOAT_UNARY(INFO_FLOAT_UNARY)
-        EW_KEEP_BINARY(INFO_KEEP_BINARY) EW_BOOL_BINARY(INFO_BOOL_BINARY)
-    [AM_OP_DIV] = {ACC_FLOAT, false, true, false, {div_f32, div_f64, NULL}},
-    [AM_OP_LOGICAL_NOT] = {ACC_ALL, true, false, false,
-                           {logical_not_f32, logical_not_f64,
-                            logical_not_i64}},
-#undef INFO_KEEP_UNARY
-#undef INFO_FLOAT_UNARY
-#undef INFO_KEEP_BINARY
-#undef INFO_BOOL_BINARY
+
+static const ew_info g_info[AM_OP_COUNT] = {
+  EW_KEEP_UNARY(INFO_KEEP_UNARY)
+  EW_FLOAT_UNARY(INFO_FLOAT_UNARY)
+  EW_KEEP_BINARY(INFO_KEEP_BINARY)
+  EW_BOOL_BINARY(INFO_BOOL_BINARY)
+  [AM_OP_DIV] = {ACC_FLOAT, false, true, false, {div_f32, div_f64, NULL}},
+  [AM_OP_LOGICAL_NOT] = {ACC_ALL, true, false, false,
+                         {logical_not_f32, logical_not_f64, logical_not_i64}},
 };
+// clang-format on
 
 /* Tests flip this to check the SIMD kernels against the portable ones.
  * Declared here only: the test declares it extern. */
 void am_ew_force_scalar(bool on);
 static bool g_force_scalar;
-void am_ew_force_scalar(bool on) { g_force_scalar = on; }
+void am_ew_force_scalar(bool on) {
+  g_force_scalar = on;
+}
 
 /* ======================================================================
  *  Shape inference
@@ -271,8 +277,8 @@ static am_status broadcast_all(const am_meta *const *in, int n, am_meta *out) {
   int nd = in[0]->ndim, cur = 0;
   memcpy(sh[0], in[0]->shape, (size_t)nd * sizeof(int64_t));
   for (int i = 1; i < n; i++) {
-    if (am_broadcast_shapes(sh[cur], nd, in[i]->shape, in[i]->ndim,
-                            sh[!cur], &nd))
+    if (am_broadcast_shapes(sh[cur], nd, in[i]->shape, in[i]->ndim, sh[!cur],
+                            &nd))
       return AM_FAIL(AM_ERR_SHAPE, "shapes cannot be broadcast together");
     cur = !cur;
   }
@@ -293,8 +299,9 @@ static am_status ew_shapes(int op, const am_meta *const *in, int n,
   if (!(d->accept & acc_bit(t)))
     return AM_FAIL(AM_ERR_DTYPE, "%s inputs are not supported%s",
                    am_dtype_name(t),
-                   t == AM_BOOL ? " (use logical_not)"
-                   : d->accept == ACC_FLOAT ? " (needs a float dtype)" : "");
+                   t == AM_BOOL             ? " (use logical_not)"
+                   : d->accept == ACC_FLOAT ? " (needs a float dtype)"
+                                            : "");
   am_status s = broadcast_all(in, n, out);
   out->dtype = d->out_bool ? AM_BOOL : t;
   return s;
@@ -304,45 +311,66 @@ static am_status ew_shapes(int op, const am_meta *const *in, int n,
  *  Eval
  * ====================================================================== */
 
-#define EW_BLOCK 256        /* elements per converted block           */
-#define EW_FAST_CHUNK 1024  /* fast path: elements per scheduling unit */
+#define EW_BLOCK 256       /* elements per converted block           */
+#define EW_FAST_CHUNK 1024 /* fast path: elements per scheduling unit */
 
 /* ---- block conversion to and from the compute type ---- */
 
-#define LOAD_LOOP(ST, DT, CONV)                                               \
-  do {                                                                        \
-    DT *d_ = dst;                                                             \
-    for (int64_t i = 0; i < n; i++) {                                         \
-      ST v = *(const ST *)(src + i * s);                                      \
-      d_[i] = (CONV);                                                         \
-    }                                                                         \
+#define LOAD_LOOP(ST, DT, CONV)                                                \
+  do {                                                                         \
+    DT *d_ = dst;                                                              \
+    for (int64_t i = 0; i < n; i++) {                                          \
+      ST v = *(const ST *)(src + i * s);                                       \
+      d_[i] = (CONV);                                                          \
+    }                                                                          \
   } while (0)
 
 /* n elements of dtype t at src (byte stride s) into the compute type. */
 static void load_ct(am_dtype t, const char *src, int64_t s, int64_t n,
                     void *dst) {
   switch (t) {
-  case AM_BOOL: LOAD_LOOP(uint8_t, int64_t, v != 0); break;
-  case AM_U8: LOAD_LOOP(uint8_t, int64_t, v); break;
-  case AM_I8: LOAD_LOOP(int8_t, int64_t, v); break;
-  case AM_U32: LOAD_LOOP(uint32_t, int64_t, v); break;
-  case AM_I32: LOAD_LOOP(int32_t, int64_t, v); break;
-  case AM_I64: LOAD_LOOP(int64_t, int64_t, v); break;
-  case AM_F16: LOAD_LOOP(uint16_t, float, am_f16_to_f32(v)); break;
-  case AM_BF16: LOAD_LOOP(uint16_t, float, am_bf16_to_f32(v)); break;
-  case AM_F32: LOAD_LOOP(float, float, v); break;
-  case AM_F64: LOAD_LOOP(double, double, v); break;
-  default: break;
+  case AM_BOOL:
+    LOAD_LOOP(uint8_t, int64_t, v != 0);
+    break;
+  case AM_U8:
+    LOAD_LOOP(uint8_t, int64_t, v);
+    break;
+  case AM_I8:
+    LOAD_LOOP(int8_t, int64_t, v);
+    break;
+  case AM_U32:
+    LOAD_LOOP(uint32_t, int64_t, v);
+    break;
+  case AM_I32:
+    LOAD_LOOP(int32_t, int64_t, v);
+    break;
+  case AM_I64:
+    LOAD_LOOP(int64_t, int64_t, v);
+    break;
+  case AM_F16:
+    LOAD_LOOP(uint16_t, float, am_f16_to_f32(v));
+    break;
+  case AM_BF16:
+    LOAD_LOOP(uint16_t, float, am_bf16_to_f32(v));
+    break;
+  case AM_F32:
+    LOAD_LOOP(float, float, v);
+    break;
+  case AM_F64:
+    LOAD_LOOP(double, double, v);
+    break;
+  default:
+    break;
   }
 }
 
-#define STORE_LOOP(ST, DT, CONV)                                              \
-  do {                                                                        \
-    const ST *s_ = src;                                                       \
-    for (int64_t i = 0; i < n; i++) {                                         \
-      ST v = s_[i];                                                           \
-      *(DT *)(dst + i * s) = (DT)(CONV);                                      \
-    }                                                                         \
+#define STORE_LOOP(ST, DT, CONV)                                               \
+  do {                                                                         \
+    const ST *s_ = src;                                                        \
+    for (int64_t i = 0; i < n; i++) {                                          \
+      ST v = s_[i];                                                            \
+      *(DT *)(dst + i * s) = (DT)(CONV);                                       \
+    }                                                                          \
   } while (0)
 
 /* n compute-type values (bytes 0/1 when is_bool) to dtype t at dst. */
@@ -353,17 +381,38 @@ static void store_ct(am_dtype t, bool is_bool, const void *src, char *dst,
     return;
   }
   switch (t) {
-  case AM_BOOL: STORE_LOOP(int64_t, uint8_t, v != 0); break;
-  case AM_U8: STORE_LOOP(int64_t, uint8_t, v); break;
-  case AM_I8: STORE_LOOP(int64_t, int8_t, (uint8_t)v); break;
-  case AM_U32: STORE_LOOP(int64_t, uint32_t, v); break;
-  case AM_I32: STORE_LOOP(int64_t, int32_t, (uint32_t)v); break;
-  case AM_I64: STORE_LOOP(int64_t, int64_t, v); break;
-  case AM_F16: STORE_LOOP(float, uint16_t, am_f32_to_f16(v)); break;
-  case AM_BF16: STORE_LOOP(float, uint16_t, am_f32_to_bf16(v)); break;
-  case AM_F32: STORE_LOOP(float, float, v); break;
-  case AM_F64: STORE_LOOP(double, double, v); break;
-  default: break;
+  case AM_BOOL:
+    STORE_LOOP(int64_t, uint8_t, v != 0);
+    break;
+  case AM_U8:
+    STORE_LOOP(int64_t, uint8_t, v);
+    break;
+  case AM_I8:
+    STORE_LOOP(int64_t, int8_t, (uint8_t)v);
+    break;
+  case AM_U32:
+    STORE_LOOP(int64_t, uint32_t, v);
+    break;
+  case AM_I32:
+    STORE_LOOP(int64_t, int32_t, (uint32_t)v);
+    break;
+  case AM_I64:
+    STORE_LOOP(int64_t, int64_t, v);
+    break;
+  case AM_F16:
+    STORE_LOOP(float, uint16_t, am_f32_to_f16(v));
+    break;
+  case AM_BF16:
+    STORE_LOOP(float, uint16_t, am_f32_to_bf16(v));
+    break;
+  case AM_F32:
+    STORE_LOOP(float, float, v);
+    break;
+  case AM_F64:
+    STORE_LOOP(double, double, v);
+    break;
+  default:
+    break;
   }
 }
 
@@ -435,22 +484,22 @@ static am_ew_kernel pick_kernel(int op, int ct) {
   return g_info[op].k[ct];
 }
 
-static am_status ew_eval(int op, am_arr *const *in, int nin, am_arr *out) {
-  const ew_info *d = &g_info[op];
+/* Runs kernel k (inputs and result in the compute type of in[0]'s dtype,
+ * or bool bytes when out_bool) over out, allocated already: the fast path
+ * when every input is contiguous or a single value and no conversion is
+ * needed, else the strided walk with per-block conversions. */
+static void run_map(am_ew_kernel k, am_arr *const *in, int nin, am_arr *out,
+                    bool out_bool, int64_t grain) {
   am_dtype t = in[0]->m.dtype;
   int ct = ct_of(t);
-  am_ew_kernel k = pick_kernel(op, ct);
-  if (!k) return AM_FAIL(AM_ERR_INTERNAL, "no kernel for %s", am_dtype_name(t));
-  am_status s = am_out_alloc_donate(out, in, nin);
-  if (s || !out->size) return s;
   bool in_native = t == ct_native[ct];
-  int64_t grain = d->heavy ? 1 << 12 : 1 << 15;
+  bool out_native = out_bool || out->m.dtype == ct_native[ct];
   int64_t in_es = (int64_t)am_dtype_size(t);
   int64_t out_es = (int64_t)am_dtype_size(out->m.dtype);
 
-  ew_fast_ctx f = {k, out->size, {NULL, NULL}, {0, 0}, in_es, out_es,
-                   am_arr_ptr(out)};
-  bool fast = in_native;
+  ew_fast_ctx f = {k,     out->size, {NULL, NULL},   {0, 0},
+                   in_es, out_es,    am_arr_ptr(out)};
+  bool fast = in_native && out_native;
   for (int i = 0; fast && i < nin; i++) {
     f.in[i] = am_arr_ptr(in[i]);
     if (in[i]->size == out->size && am_arr_is_contiguous(in[i]))
@@ -460,14 +509,14 @@ static am_status ew_eval(int op, am_arr *const *in, int nin, am_arr *out) {
     else
       fast = false;
   }
-  if (fast) { /* the output is the input dtype (native) or bool */
+  if (fast) {
     int64_t chunks = (out->size + EW_FAST_CHUNK - 1) / EW_FAST_CHUNK;
     am_parallel_for(chunks, grain / EW_FAST_CHUNK, ew_fast, &f);
-    return AM_OK;
+    return;
   }
 
-  ew_row_ctx rc = {k,         nin,    t,        out->m.dtype, in_native,
-                   d->out_bool || in_native, d->out_bool, in_es, out_es};
+  ew_row_ctx rc = {k,          nin,      t,     out->m.dtype, in_native,
+                   out_native, out_bool, in_es, out_es};
   char *base[3] = {am_arr_ptr(out)};
   const int64_t *str[3] = {out->strides};
   size_t es[3] = {(size_t)out_es};
@@ -481,6 +530,16 @@ static am_status ew_eval(int op, am_arr *const *in, int nin, am_arr *out) {
   am_iter it;
   am_iter_init(&it, out->m.shape, out->m.ndim, nin + 1, base, str, es);
   am_iter_run_parallel(&it, ew_row, &rc, grain);
+}
+
+static am_status ew_eval(int op, am_arr *const *in, int nin, am_arr *out) {
+  const ew_info *d = &g_info[op];
+  am_dtype t = in[0]->m.dtype;
+  am_ew_kernel k = pick_kernel(op, ct_of(t));
+  if (!k) return AM_FAIL(AM_ERR_INTERNAL, "no kernel for %s", am_dtype_name(t));
+  am_status s = am_out_alloc_donate(out, in, nin);
+  if (s || !out->size) return s;
+  run_map(k, in, nin, out, d->out_bool, d->heavy ? 1 << 12 : 1 << 15);
   return AM_OK;
 }
 
@@ -490,8 +549,9 @@ static am_status ew_eval(int op, am_arr *const *in, int nin, am_arr *out) {
 
 enum { KIND_BOOL, KIND_INT, KIND_FLOAT };
 static int kind_of(am_dtype t) {
-  return t == AM_BOOL ? KIND_BOOL : am_dtype_is_float(t) ? KIND_FLOAT
-                                                         : KIND_INT;
+  return t == AM_BOOL           ? KIND_BOOL
+         : am_dtype_is_float(t) ? KIND_FLOAT
+                                : KIND_INT;
 }
 
 /* Whether weak integer scalar w's value fits integer dtype t. */
@@ -500,11 +560,16 @@ static bool weak_int_fits(const am_arr *w, am_dtype t) {
   int64_t v = w->m.dtype == AM_I64 ? *(const int64_t *)am_arr_ptr(w)
                                    : *(const int32_t *)am_arr_ptr(w);
   switch (t) {
-  case AM_U8: return v >= 0 && v <= UINT8_MAX;
-  case AM_I8: return v >= INT8_MIN && v <= INT8_MAX;
-  case AM_U32: return v >= 0 && v <= UINT32_MAX;
-  case AM_I32: return v >= INT32_MIN && v <= INT32_MAX;
-  default: return true;
+  case AM_U8:
+    return v >= 0 && v <= UINT8_MAX;
+  case AM_I8:
+    return v >= INT8_MIN && v <= INT8_MAX;
+  case AM_U32:
+    return v >= 0 && v <= UINT32_MAX;
+  case AM_I32:
+    return v >= INT32_MIN && v <= INT32_MAX;
+  default:
+    return true;
   }
 }
 
@@ -544,7 +609,8 @@ static am_array ew_make(int op, am_arr **in, int n, int first) {
   am_dtype t = promote(in + first, n - first);
   if (g_info[op].to_float && !am_dtype_is_float(t)) t = AM_F32;
   bool cast = false;
-  for (int i = first; i < n; i++) cast |= in[i]->m.dtype != t;
+  for (int i = first; i < n; i++)
+    cast |= in[i]->m.dtype != t;
   if (!cast) return am_op_make(op, NULL, in, n);
   am_scope_push();
   am_arr *cv[3];
@@ -559,40 +625,41 @@ static am_array ew_make(int op, am_arr **in, int n, int first) {
  *  Descriptors and public functions, generated from the lists
  * ====================================================================== */
 
-#define EW_PRIM(NM, E, NIN, FLAGS)                                            \
-  static am_status NM##_shapes(const am_meta *const *in, int n_in,            \
-                               const void *params, am_meta *out, int n_out) { \
-    return ew_shapes(AM_OP_##E, in, n_in, out);                               \
-  }                                                                           \
-  static am_status NM##_eval(am_arr *const *in, int n_in,                     \
-                             am_arr *const *out, int n_out,                   \
-                             const void *params) {                            \
-    return ew_eval(AM_OP_##E, in, n_in, out[0]);                              \
-  }                                                                           \
-  const am_prim am_prim_##NM = {                                              \
-      .name = #NM,                                                            \
-      .n_in = NIN,                                                            \
-      .n_out = 1,                                                             \
-      .flags = AM_OPF_ELEMENTWISE | (FLAGS),                                  \
-      .output_shapes = NM##_shapes,                                           \
-      .eval_cpu = NM##_eval,                                                  \
+#define EW_PRIM(NM, E, NIN, FLAGS)                                             \
+  static am_status NM##_shapes(const am_meta *const *in, int n_in,             \
+                               const void *params, am_meta *out, int n_out) {  \
+    return ew_shapes(AM_OP_##E, in, n_in, out);                                \
+  }                                                                            \
+  static am_status NM##_eval(am_arr *const *in, int n_in, am_arr *const *out,  \
+                             int n_out, const void *params) {                  \
+    return ew_eval(AM_OP_##E, in, n_in, out[0]);                               \
+  }                                                                            \
+  const am_prim am_prim_##NM = {                                               \
+      .name = #NM,                                                             \
+      .n_in = NIN,                                                             \
+      .n_out = 1,                                                              \
+      .flags = AM_OPF_ELEMENTWISE | (FLAGS),                                   \
+      .output_shapes = NM##_shapes,                                            \
+      .eval_cpu = NM##_eval,                                                   \
   };
 
-#define EW_PUBLIC_UNARY(NM, E)                                                \
-  am_array am_##NM(am_array x) { return ew_make(AM_OP_##E, &x, 1, 0); }
-#define EW_PUBLIC_BINARY(NM, E)                                               \
-  am_array am_##NM(am_array a, am_array b) {                                  \
-    am_arr *in[2] = {a, b};                                                   \
-    return ew_make(AM_OP_##E, in, 2, 0);                                      \
+#define EW_PUBLIC_UNARY(NM, E)                                                 \
+  am_array am_##NM(am_array x) {                                               \
+    return ew_make(AM_OP_##E, &x, 1, 0);                                       \
+  }
+#define EW_PUBLIC_BINARY(NM, E)                                                \
+  am_array am_##NM(am_array a, am_array b) {                                   \
+    am_arr *in[2] = {a, b};                                                    \
+    return ew_make(AM_OP_##E, in, 2, 0);                                       \
   }
 
-#define DEF_KEEP_UNARY(NM, E, ACC, FE, IE)                                    \
+#define DEF_KEEP_UNARY(NM, E, ACC, FE, IE)                                     \
   EW_PRIM(NM, E, 1, 0) EW_PUBLIC_UNARY(NM, E)
-#define DEF_FLOAT_UNARY(NM, E, HEAVY, FE)                                     \
+#define DEF_FLOAT_UNARY(NM, E, HEAVY, FE)                                      \
   EW_PRIM(NM, E, 1, 0) EW_PUBLIC_UNARY(NM, E)
-#define DEF_KEEP_BINARY(NM, E, FL, FE, IE)                                    \
+#define DEF_KEEP_BINARY(NM, E, FL, FE, IE)                                     \
   EW_PRIM(NM, E, 2, FL) EW_PUBLIC_BINARY(NM, E)
-#define DEF_BOOL_BINARY(NM, E, FL, EX)                                        \
+#define DEF_BOOL_BINARY(NM, E, FL, EX)                                         \
   EW_PRIM(NM, E, 2, FL) EW_PUBLIC_BINARY(NM, E)
 
 EW_KEEP_UNARY(DEF_KEEP_UNARY)
@@ -615,12 +682,12 @@ static am_status where_shapes(const am_meta *const *in, int n_in,
   return broadcast_all(in, 3, out);
 }
 
-#define TRUTH_LOOP(ST, TEST)                                                  \
-  do {                                                                        \
-    for (int64_t i = 0; i < n; i++) {                                         \
-      ST v = *(const ST *)(src + i * s);                                      \
-      d[i] = (TEST);                                                          \
-    }                                                                         \
+#define TRUTH_LOOP(ST, TEST)                                                   \
+  do {                                                                         \
+    for (int64_t i = 0; i < n; i++) {                                          \
+      ST v = *(const ST *)(src + i * s);                                       \
+      d[i] = (TEST);                                                           \
+    }                                                                          \
   } while (0)
 
 /* n elements of dtype t (byte stride s) tested != 0 into bytes. A nan is
@@ -628,13 +695,30 @@ static am_status where_shapes(const am_meta *const *in, int n_in,
 static void truth_block(am_dtype t, const char *src, int64_t s, int64_t n,
                         uint8_t *d) {
   switch (t) {
-  case AM_BOOL: case AM_U8: case AM_I8: TRUTH_LOOP(uint8_t, v != 0); break;
-  case AM_U32: case AM_I32: TRUTH_LOOP(uint32_t, v != 0); break;
-  case AM_I64: TRUTH_LOOP(uint64_t, v != 0); break;
-  case AM_F16: case AM_BF16: TRUTH_LOOP(uint16_t, (v & 0x7fff) != 0); break;
-  case AM_F32: TRUTH_LOOP(float, v != 0); break;
-  case AM_F64: TRUTH_LOOP(double, v != 0); break;
-  default: break;
+  case AM_BOOL:
+  case AM_U8:
+  case AM_I8:
+    TRUTH_LOOP(uint8_t, v != 0);
+    break;
+  case AM_U32:
+  case AM_I32:
+    TRUTH_LOOP(uint32_t, v != 0);
+    break;
+  case AM_I64:
+    TRUTH_LOOP(uint64_t, v != 0);
+    break;
+  case AM_F16:
+  case AM_BF16:
+    TRUTH_LOOP(uint16_t, (v & 0x7fff) != 0);
+    break;
+  case AM_F32:
+    TRUTH_LOOP(float, v != 0);
+    break;
+  case AM_F64:
+    TRUTH_LOOP(double, v != 0);
+    break;
+  default:
+    break;
   }
 }
 
@@ -643,9 +727,9 @@ typedef struct {
   size_t es; /* element size of x, y and the output */
 } where_ctx;
 
-#define SELECT_LOOP(T)                                                        \
-  for (int64_t i = 0; i < m; i++)                                             \
-    *(T *)(o + i * s[0]) =                                                    \
+#define SELECT_LOOP(T)                                                         \
+  for (int64_t i = 0; i < m; i++)                                              \
+    *(T *)(o + i * s[0]) =                                                     \
         c[i] ? *(const T *)(a + i * s[2]) : *(const T *)(b + i * s[3]);
 
 /* Operands: out, cond, x, y. Pure selection: bytes move, no arithmetic. */
@@ -658,10 +742,14 @@ static void where_row(void *ctx, int64_t n, char **p, const int64_t *s) {
     char *o = p[0] + off * s[0];
     const char *a = p[2] + off * s[2], *b = p[3] + off * s[3];
     switch (x->es) {
-    case 1: SELECT_LOOP(uint8_t) break;
-    case 2: SELECT_LOOP(uint16_t) break;
-    case 4: SELECT_LOOP(uint32_t) break;
-    default: SELECT_LOOP(uint64_t) break;
+    case 1:
+      SELECT_LOOP(uint8_t) break;
+    case 2:
+      SELECT_LOOP(uint16_t) break;
+    case 4:
+      SELECT_LOOP(uint32_t) break;
+    default:
+      SELECT_LOOP(uint64_t) break;
     }
   }
 }
@@ -715,15 +803,28 @@ static am_status astype_shapes(const am_meta *const *in, int n_in,
   return AM_OK;
 }
 
+/* Casts between dtypes of one compute type (among f16/bf16/f32, or among
+ * bool and the integers, or f64 to f64) are a copy kernel between the
+ * block conversions: the same rounding/wrapping as am_convert, but
+ * strided inputs run block-wise on every thread. */
+UN_KERNEL(copy_f32, float, float, x)
+UN_KERNEL(copy_f64, double, double, x)
+UN_KERNEL(copy_i64, int64_t, int64_t, x)
+static const am_ew_kernel k_copy[CT_COUNT] = {copy_f32, copy_f64, copy_i64};
+
 static am_status astype_eval(am_arr *const *in, int n_in, am_arr *const *out,
                              int n_out, const void *params) {
-  am_status s = am_out_alloc_donate(out[0], in, 1);
-  if (s) return s;
+  am_arr *o = out[0];
+  am_status s = am_out_alloc_donate(o, in, 1);
+  if (s || !o->size) return s;
   /* A same-dtype cast that took over its input's buffer is done already
    * (copying a buffer onto itself would be an overlapping memcpy). */
-  if (out[0]->buf == in[0]->buf && out[0]->m.dtype == in[0]->m.dtype)
-    return AM_OK;
-  am_copy_to_contig(in[0], out[0]->buf->data, out[0]->m.dtype);
+  if (o->buf == in[0]->buf && o->m.dtype == in[0]->m.dtype) return AM_OK;
+  int ct = ct_of(in[0]->m.dtype);
+  if (ct == ct_of(o->m.dtype))
+    run_map(k_copy[ct], in, 1, o, false, 1 << 15);
+  else
+    am_copy_to_contig(in[0], o->buf->data, o->m.dtype);
   return AM_OK;
 }
 

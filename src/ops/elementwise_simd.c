@@ -36,8 +36,10 @@
 #define VMAX _mm256_max_ps
 #define VMIN _mm256_min_ps
 #define VSQRT _mm256_sqrt_ps
-#define VRINT(x) _mm256_round_ps((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define VFLOOR(x) _mm256_round_ps((x), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define VRINT(x)                                                               \
+  _mm256_round_ps((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VFLOOR(x)                                                              \
+  _mm256_round_ps((x), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
 #define VCEIL(x) _mm256_round_ps((x), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC)
 #define VAND _mm256_and_ps
 #define VOR _mm256_or_ps
@@ -47,7 +49,7 @@
 #define VEQ(a, b) _mm256_cmp_ps((a), (b), _CMP_EQ_OQ)
 #define VUNORD(a, b) _mm256_cmp_ps((a), (b), _CMP_UNORD_Q)
 #define VSEL(m, f, t) _mm256_blendv_ps((f), (t), (m)) /* m ? t : f */
-#define VCVTI _mm256_cvtps_epi32 /* nearest */
+#define VCVTI _mm256_cvtps_epi32                      /* nearest */
 #define VCVTF _mm256_cvtepi32_ps
 #define VCASTF _mm256_castsi256_ps
 #define VCASTI _mm256_castps_si256
@@ -126,15 +128,14 @@
 #define VMAX _mm512_max_ps
 #define VMIN _mm512_min_ps
 #define VSQRT _mm512_sqrt_ps
-#define VRINT(x)                                                              \
+#define VRINT(x)                                                               \
   _mm512_roundscale_ps((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define VFLOOR(x)                                                             \
+#define VFLOOR(x)                                                              \
   _mm512_roundscale_ps((x), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
-#define VCEIL(x)                                                              \
+#define VCEIL(x)                                                               \
   _mm512_roundscale_ps((x), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC)
-#define VBITS(op, a, b)                                                       \
-  _mm512_castsi512_ps(                                                        \
-      op(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define VBITS(op, a, b)                                                        \
+  _mm512_castsi512_ps(op(_mm512_castps_si512(a), _mm512_castps_si512(b)))
 #define VAND(a, b) VBITS(_mm512_and_si512, a, b)
 #define VOR(a, b) VBITS(_mm512_or_si512, a, b)
 #define VXOR(a, b) VBITS(_mm512_xor_si512, a, b)
@@ -162,7 +163,9 @@
  * Declared here only: the test declares it extern. */
 void am_ew_simd_limit(int level);
 static int g_level = 2; /* 0: none, 1: up to AVX2, 2: up to AVX-512 */
-void am_ew_simd_limit(int level) { g_level = level; }
+void am_ew_simd_limit(int level) {
+  g_level = level;
+}
 
 am_ew_kernel am_ew_simd_f32(int op) {
   if (op < 0 || op >= AM_OP_COUNT) return NULL;
@@ -174,7 +177,9 @@ am_ew_kernel am_ew_simd_f32(int op) {
 #else /* not x86 */
 
 void am_ew_simd_limit(int level);
-void am_ew_simd_limit(int level) { (void)level; }
+void am_ew_simd_limit(int level) {
+  (void)level;
+}
 
 am_ew_kernel am_ew_simd_f32(int op) {
   (void)op;

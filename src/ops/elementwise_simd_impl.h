@@ -13,17 +13,31 @@
 
 /* ------------------------------------------------------- math helpers */
 
-KFN static inline V KNAME(v_neg)(V x) { return VXOR(x, VSET1(-0.0f)); }
-KFN static inline V KNAME(v_abs)(V x) { return VANDNOT(VSET1(-0.0f), x); }
-KFN static inline V KNAME(v_square)(V x) { return VMUL(x, x); }
-KFN static inline V KNAME(v_sqrt)(V x) { return VSQRT(x); }
+KFN static inline V KNAME(v_neg)(V x) {
+  return VXOR(x, VSET1(-0.0f));
+}
+KFN static inline V KNAME(v_abs)(V x) {
+  return VANDNOT(VSET1(-0.0f), x);
+}
+KFN static inline V KNAME(v_square)(V x) {
+  return VMUL(x, x);
+}
+KFN static inline V KNAME(v_sqrt)(V x) {
+  return VSQRT(x);
+}
 /* Exactly 1/sqrt(x) rounded twice, as the portable kernel computes it. */
 KFN static inline V KNAME(v_rsqrt)(V x) {
   return VDIV(VSET1(1.0f), VSQRT(x));
 }
-KFN static inline V KNAME(v_floor)(V x) { return VFLOOR(x); }
-KFN static inline V KNAME(v_ceil)(V x) { return VCEIL(x); }
-KFN static inline V KNAME(v_round)(V x) { return VRINT(x); }
+KFN static inline V KNAME(v_floor)(V x) {
+  return VFLOOR(x);
+}
+KFN static inline V KNAME(v_ceil)(V x) {
+  return VCEIL(x);
+}
+KFN static inline V KNAME(v_round)(V x) {
+  return VRINT(x);
+}
 
 /* sign: -1, 0 (also for -0), 1; nan stays nan. */
 KFN static inline V KNAME(v_sign)(V x) {
@@ -114,10 +128,18 @@ KFN static inline V KNAME(v_tanh)(V x) {
   return VSEL(VLT(ax, VSET1(0.625f)), big, small);
 }
 
-KFN static inline V KNAME(v_add)(V a, V b) { return VADD(a, b); }
-KFN static inline V KNAME(v_sub)(V a, V b) { return VSUB(a, b); }
-KFN static inline V KNAME(v_mul)(V a, V b) { return VMUL(a, b); }
-KFN static inline V KNAME(v_div)(V a, V b) { return VDIV(a, b); }
+KFN static inline V KNAME(v_add)(V a, V b) {
+  return VADD(a, b);
+}
+KFN static inline V KNAME(v_sub)(V a, V b) {
+  return VSUB(a, b);
+}
+KFN static inline V KNAME(v_mul)(V a, V b) {
+  return VMUL(a, b);
+}
+KFN static inline V KNAME(v_div)(V a, V b) {
+  return VDIV(a, b);
+}
 /* (a > b || isnan(a)) ? a : b — NumPy's NaN-propagating maximum. The
  * instruction returns b unless a > b; a's nan is put back. */
 KFN static inline V KNAME(v_maximum)(V a, V b) {
@@ -131,59 +153,62 @@ KFN static inline V KNAME(v_minimum)(V a, V b) {
 
 /* The last n % W elements go through a W-wide stack copy, so every
  * element is computed by the same instructions (no scalar tail). */
-#define EW_UNARY_LOOP(OP)                                                     \
-  KFN static void KNAME(k_##OP)(int64_t n, const void *const *in,             \
-                                const int64_t *st, void *out) {               \
-    const float *a = in[0];                                                   \
-    float *o = out;                                                           \
-    if (!st[0]) {                                                             \
-      float v[W];                                                             \
-      VSTORE(v, KNAME(v_##OP)(VSET1(a[0])));                                  \
-      for (int64_t i = 0; i < n; i++) o[i] = v[0];                            \
-      return;                                                                 \
-    }                                                                         \
-    int64_t i = 0;                                                            \
-    for (; i + W <= n; i += W) VSTORE(o + i, KNAME(v_##OP)(VLOAD(a + i)));    \
-    if (i < n) {                                                              \
-      float t[W] = {0};                                                       \
-      memcpy(t, a + i, (size_t)(n - i) * sizeof *t);                          \
-      VSTORE(t, KNAME(v_##OP)(VLOAD(t)));                                     \
-      memcpy(o + i, t, (size_t)(n - i) * sizeof *t);                          \
-    }                                                                         \
+#define EW_UNARY_LOOP(OP)                                                      \
+  KFN static void KNAME(k_##OP)(int64_t n, const void *const *in,              \
+                                const int64_t *st, void *out) {                \
+    const float *a = in[0];                                                    \
+    float *o = out;                                                            \
+    if (!st[0]) {                                                              \
+      float v[W];                                                              \
+      VSTORE(v, KNAME(v_##OP)(VSET1(a[0])));                                   \
+      for (int64_t i = 0; i < n; i++)                                          \
+        o[i] = v[0];                                                           \
+      return;                                                                  \
+    }                                                                          \
+    int64_t i = 0;                                                             \
+    for (; i + W <= n; i += W)                                                 \
+      VSTORE(o + i, KNAME(v_##OP)(VLOAD(a + i)));                              \
+    if (i < n) {                                                               \
+      float t[W] = {0};                                                        \
+      memcpy(t, a + i, (size_t)(n - i) * sizeof *t);                           \
+      VSTORE(t, KNAME(v_##OP)(VLOAD(t)));                                      \
+      memcpy(o + i, t, (size_t)(n - i) * sizeof *t);                           \
+    }                                                                          \
   }
 
-#define EW_BINARY_LOOP(OP)                                                    \
-  KFN static void KNAME(k_##OP)(int64_t n, const void *const *in,             \
-                                const int64_t *st, void *out) {               \
-    const float *a = in[0], *b = in[1];                                       \
-    float *o = out;                                                           \
-    int64_t i = 0;                                                            \
-    if (st[0] && st[1]) {                                                     \
-      for (; i + W <= n; i += W)                                              \
-        VSTORE(o + i, KNAME(v_##OP)(VLOAD(a + i), VLOAD(b + i)));             \
-    } else if (st[0]) {                                                       \
-      V vb = VSET1(b[0]);                                                     \
-      for (; i + W <= n; i += W)                                              \
-        VSTORE(o + i, KNAME(v_##OP)(VLOAD(a + i), vb));                       \
-    } else if (st[1]) {                                                       \
-      V va = VSET1(a[0]);                                                     \
-      for (; i + W <= n; i += W)                                              \
-        VSTORE(o + i, KNAME(v_##OP)(va, VLOAD(b + i)));                       \
-    }                                                                         \
-    if (i < n) { /* tail, or both operands broadcast (i == 0) */              \
-      int64_t m = n - i < W ? n - i : W;                                      \
-      float ta[W] = {0}, tb[W] = {0};                                         \
-      for (int64_t j = 0; j < m; j++) {                                       \
-        ta[j] = a[st[0] ? i + j : 0];                                         \
-        tb[j] = b[st[1] ? i + j : 0];                                         \
-      }                                                                       \
-      VSTORE(ta, KNAME(v_##OP)(VLOAD(ta), VLOAD(tb)));                        \
-      if (st[0] || st[1]) {                                                   \
-        memcpy(o + i, ta, (size_t)m * sizeof *ta);                            \
-      } else {                                                                \
-        for (int64_t j = 0; j < n; j++) o[j] = ta[0];                         \
-      }                                                                       \
-    }                                                                         \
+#define EW_BINARY_LOOP(OP)                                                     \
+  KFN static void KNAME(k_##OP)(int64_t n, const void *const *in,              \
+                                const int64_t *st, void *out) {                \
+    const float *a = in[0], *b = in[1];                                        \
+    float *o = out;                                                            \
+    int64_t i = 0;                                                             \
+    if (st[0] && st[1]) {                                                      \
+      for (; i + W <= n; i += W)                                               \
+        VSTORE(o + i, KNAME(v_##OP)(VLOAD(a + i), VLOAD(b + i)));              \
+    } else if (st[0]) {                                                        \
+      V vb = VSET1(b[0]);                                                      \
+      for (; i + W <= n; i += W)                                               \
+        VSTORE(o + i, KNAME(v_##OP)(VLOAD(a + i), vb));                        \
+    } else if (st[1]) {                                                        \
+      V va = VSET1(a[0]);                                                      \
+      for (; i + W <= n; i += W)                                               \
+        VSTORE(o + i, KNAME(v_##OP)(va, VLOAD(b + i)));                        \
+    }                                                                          \
+    if (i < n) { /* tail, or both operands broadcast (i == 0) */               \
+      int64_t m = n - i < W ? n - i : W;                                       \
+      float ta[W] = {0}, tb[W] = {0};                                          \
+      for (int64_t j = 0; j < m; j++) {                                        \
+        ta[j] = a[st[0] ? i + j : 0];                                          \
+        tb[j] = b[st[1] ? i + j : 0];                                          \
+      }                                                                        \
+      VSTORE(ta, KNAME(v_##OP)(VLOAD(ta), VLOAD(tb)));                         \
+      if (st[0] || st[1]) {                                                    \
+        memcpy(o + i, ta, (size_t)m * sizeof *ta);                             \
+      } else {                                                                 \
+        for (int64_t j = 0; j < n; j++)                                        \
+          o[j] = ta[0];                                                        \
+      }                                                                        \
+    }                                                                          \
   }
 
 EW_UNARY_LOOP(neg)

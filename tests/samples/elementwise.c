@@ -2,9 +2,8 @@
 
 /* Dtypes the samples draw from; promotion in the public functions makes
  * every pair valid (bool is left out where an op rejects it). */
-static const am_dtype k_dtypes[] = {AM_F32, AM_F16, AM_BF16, AM_F64,
-                                    AM_I32, AM_I64, AM_U8,   AM_I8,
-                                    AM_U32, AM_BOOL};
+static const am_dtype k_dtypes[] = {AM_F32, AM_F16, AM_BF16, AM_F64, AM_I32,
+                                    AM_I64, AM_U8,  AM_I8,   AM_U32, AM_BOOL};
 #define N_DTYPES ((int)(sizeof k_dtypes / sizeof *k_dtypes))
 
 static am_dtype pick_dtype(uint64_t pseed, int salt, bool allow_bool) {
@@ -16,7 +15,8 @@ static am_array rand_input(t_rng *r, uint64_t pseed, int salt, am_dtype dt,
                            int64_t *shape, int *nd) {
   *nd = (int)s_pick(pseed, salt, 0, 4);
   int64_t lo = s_pick(pseed, salt + 1, 0, 9) == 0 ? 0 : 1;
-  for (int i = 0; i < *nd; i++) shape[i] = t_randint(r, lo, 5);
+  for (int i = 0; i < *nd; i++)
+    shape[i] = t_randint(r, lo, 5);
   return t_rand(r, shape, *nd, dt, -2, 2);
 }
 
@@ -49,19 +49,20 @@ static int binary_sample(t_rng *r, uint64_t pseed, am_array *outs,
   int64_t shape[4];
   int nd;
   am_array a = rand_input(r, pseed, 1, pick_dtype(pseed, 3, true), shape, &nd);
-  am_dtype bt = s_pick(pseed, 4, 0, 1) ? am_array_dtype(a) : pick_dtype(pseed, 5, true);
+  am_dtype bt =
+      s_pick(pseed, 4, 0, 1) ? am_array_dtype(a) : pick_dtype(pseed, 5, true);
   am_array b = rand_partner(r, pseed, 10, shape, nd, bt);
   outs[0] = s_pick(pseed, 6, 0, 1) ? fn(a, b) : fn(b, a);
   return 1;
 }
 
-#define UNARY_SAMPLE(NM, BOOL_OK)                                             \
-  int sample_##NM(t_rng *r, uint64_t pseed, am_array *outs) {                 \
-    return unary_sample(r, pseed, outs, am_##NM, BOOL_OK);                    \
+#define UNARY_SAMPLE(NM, BOOL_OK)                                              \
+  int sample_##NM(t_rng *r, uint64_t pseed, am_array *outs) {                  \
+    return unary_sample(r, pseed, outs, am_##NM, BOOL_OK);                     \
   }
-#define BINARY_SAMPLE(NM)                                                     \
-  int sample_##NM(t_rng *r, uint64_t pseed, am_array *outs) {                 \
-    return binary_sample(r, pseed, outs, am_##NM);                            \
+#define BINARY_SAMPLE(NM)                                                      \
+  int sample_##NM(t_rng *r, uint64_t pseed, am_array *outs) {                  \
+    return binary_sample(r, pseed, outs, am_##NM);                             \
   }
 
 UNARY_SAMPLE(neg, false)
@@ -104,12 +105,12 @@ int sample_where(t_rng *r, uint64_t pseed, am_array *outs) {
   int64_t shape[4];
   int nd;
   static const am_dtype conds[] = {AM_BOOL, AM_F32, AM_I32, AM_F16};
-  am_array c = rand_input(r, pseed, 1, conds[s_pick(pseed, 3, 0, 3)], shape,
-                          &nd);
-  am_array x = rand_partner(r, pseed, 10, shape, nd,
-                            pick_dtype(pseed, 4, true));
-  am_array y = rand_partner(r, pseed, 20, shape, nd,
-                            pick_dtype(pseed, 5, true));
+  am_array c =
+      rand_input(r, pseed, 1, conds[s_pick(pseed, 3, 0, 3)], shape, &nd);
+  am_array x =
+      rand_partner(r, pseed, 10, shape, nd, pick_dtype(pseed, 4, true));
+  am_array y =
+      rand_partner(r, pseed, 20, shape, nd, pick_dtype(pseed, 5, true));
   outs[0] = am_where(c, x, y);
   return 1;
 }
