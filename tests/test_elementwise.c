@@ -12,17 +12,22 @@
 #include <stdint.h>
 
 /* Test switches defined in src/ops/elementwise.c and elementwise_simd.c:
- * force the portable kernels; cap the SIMD level (2 AVX-512, 1 AVX2). */
+ * force the portable kernels; cap the SIMD level (2 AVX-512, 1 AVX2);
+ * the output size from which streaming stores are used (-1: default). */
 extern void am_ew_force_scalar(bool on);
 extern void am_ew_simd_limit(int level);
+extern void am_ew_stream_threshold(int64_t bytes);
 
-/* Kernel sets every value test runs under (the best SIMD level the CPU
- * has, AVX2 even on an AVX-512 machine, and the portable kernels). */
-enum { M_BEST, M_AVX2, M_PORTABLE, M_COUNT };
-static const char *const k_mode_names[M_COUNT] = {"simd", "avx2", "portable"};
+/* Kernel sets every value test runs under: the best SIMD level the CPU
+ * has and AVX2 (even on an AVX-512 machine), each with ordinary and with
+ * streaming stores, and the portable kernels. */
+enum { M_BEST, M_STREAM, M_AVX2, M_AVX2_STREAM, M_PORTABLE, M_COUNT };
+static const char *const k_mode_names[M_COUNT] = {"simd", "simd-stream", "avx2",
+                                                  "avx2-stream", "portable"};
 static void set_mode(int m) {
   am_ew_force_scalar(m == M_PORTABLE);
-  am_ew_simd_limit(m == M_AVX2 ? 1 : 2);
+  am_ew_simd_limit(m == M_AVX2 || m == M_AVX2_STREAM ? 1 : 2);
+  am_ew_stream_threshold(m == M_STREAM || m == M_AVX2_STREAM ? 0 : -1);
 }
 
 enum { C_EXACT, C_TRANS }; /* tolerance class */
@@ -213,7 +218,7 @@ static void test_golden(void) {
     CHECK(found, "no golden case for %s", k_ops[k].name);
   }
   t_golden_free(g);
-  printf("golden: %d cases x 9 runs\n", g_cases_run);
+  printf("golden: %d cases x 15 runs\n", g_cases_run);
 }
 
 /* ---------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include "elementwise_simd.h"
 
 #include <tgmath.h> /* exp(x) is expf for float x, exp for double */
+#include <unistd.h>
 
 /* ======================================================================
  *  Compute types and the scalar expressions
@@ -476,20 +477,59 @@ static void ew_fast(void *c, int64_t b, int64_t e) {
   x->k(i1 - i0, src, x->step, x->out + i0 * x->out_es);
 }
 
-static am_ew_kernel pick_kernel(int op, int ct) {
+static am_ew_kernel pick_kernel(int op, int ct, bool stream) {
   if (ct == CT_F32 && !g_force_scalar) {
-    am_ew_kernel v = am_ew_simd_f32(op);
+    am_ew_kernel v = am_ew_simd_f32(op, stream);
     if (v) return v;
   }
-  return g_info[op].k[ct];
+  return stream ? NULL : g_info[op].k[ct];
+}
+
+/* Outputs at least this large (bytes) are written with streaming stores
+ * where a kernel has them: beyond the last-level cache the output would
+ * be evicted before anyone reads it, and streaming skips reading its old
+ * contents in (a third of a unary op's memory traffic). The size is the
+ * L3 that cpu0 shares (sysfs, as lscpu shows it; sysconf's figure is the
+ * whole package's on some systems), kept within [4, 64] MiB. -1: not
+ * yet known. Tests set it (declared here only). */
+void am_ew_stream_threshold(int64_t bytes);
+static _Atomic int64_t g_stream_bytes = -1;
+void am_ew_stream_threshold(int64_t bytes) {
+  atomic_store(&g_stream_bytes, bytes);
+}
+
+static int64_t l3_bytes(void) {
+  long long v = 0;
+  char unit = 0;
+  FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+  if (f) {
+    if (fscanf(f, "%lld%c", &v, &unit) < 1) v = 0;
+    fclose(f);
+    v *= unit == 'K' ? 1024 : unit == 'M' ? 1024 * 1024 : 1;
+  }
+#ifdef _SC_LEVEL3_CACHE_SIZE
+  if (v <= 0) v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+  return v > 0 ? (int64_t)v : (int64_t)32 << 20;
+}
+
+static int64_t stream_bytes(void) {
+  int64_t b = atomic_load_explicit(&g_stream_bytes, memory_order_relaxed);
+  if (b >= 0) return b;
+  b = l3_bytes();
+  b = b < (4 << 20) ? 4 << 20 : b > (64 << 20) ? 64 << 20 : b;
+  atomic_store(&g_stream_bytes, b);
+  return b;
 }
 
 /* Runs kernel k (inputs and result in the compute type of in[0]'s dtype,
  * or bool bytes when out_bool) over out, allocated already: the fast path
  * when every input is contiguous or a single value and no conversion is
- * needed, else the strided walk with per-block conversions. */
-static void run_map(am_ew_kernel k, am_arr *const *in, int nin, am_arr *out,
-                    bool out_bool, int64_t grain) {
+ * needed, else the strided walk with per-block conversions. k_stream
+ * (may be NULL) is k with streaming stores, for large fast-path outputs
+ * that do not overwrite an input. */
+static void run_map(am_ew_kernel k, am_ew_kernel k_stream, am_arr *const *in,
+                    int nin, am_arr *out, bool out_bool, int64_t grain) {
   am_dtype t = in[0]->m.dtype;
   int ct = ct_of(t);
   bool in_native = t == ct_native[ct];
@@ -510,6 +550,12 @@ static void run_map(am_ew_kernel k, am_arr *const *in, int nin, am_arr *out,
       fast = false;
   }
   if (fast) {
+    if (k_stream && out->size * out_es >= stream_bytes()) {
+      bool alias = false;
+      for (int i = 0; i < nin; i++)
+        alias |= in[i]->buf == out->buf;
+      if (!alias) f.k = k_stream;
+    }
     int64_t chunks = (out->size + EW_FAST_CHUNK - 1) / EW_FAST_CHUNK;
     am_parallel_for(chunks, grain / EW_FAST_CHUNK, ew_fast, &f);
     return;
@@ -535,11 +581,12 @@ static void run_map(am_ew_kernel k, am_arr *const *in, int nin, am_arr *out,
 static am_status ew_eval(int op, am_arr *const *in, int nin, am_arr *out) {
   const ew_info *d = &g_info[op];
   am_dtype t = in[0]->m.dtype;
-  am_ew_kernel k = pick_kernel(op, ct_of(t));
+  am_ew_kernel k = pick_kernel(op, ct_of(t), false);
   if (!k) return AM_FAIL(AM_ERR_INTERNAL, "no kernel for %s", am_dtype_name(t));
   am_status s = am_out_alloc_donate(out, in, nin);
   if (s || !out->size) return s;
-  run_map(k, in, nin, out, d->out_bool, d->heavy ? 1 << 12 : 1 << 15);
+  run_map(k, pick_kernel(op, ct_of(t), true), in, nin, out, d->out_bool,
+          d->heavy ? 1 << 12 : 1 << 15);
   return AM_OK;
 }
 
@@ -822,7 +869,7 @@ static am_status astype_eval(am_arr *const *in, int n_in, am_arr *const *out,
   if (o->buf == in[0]->buf && o->m.dtype == in[0]->m.dtype) return AM_OK;
   int ct = ct_of(in[0]->m.dtype);
   if (ct == ct_of(o->m.dtype))
-    run_map(k_copy[ct], in, 1, o, false, 1 << 15);
+    run_map(k_copy[ct], NULL, in, 1, o, false, 1 << 15);
   else
     am_copy_to_contig(in[0], o->buf->data, o->m.dtype);
   return AM_OK;

@@ -26,6 +26,8 @@
 #define VM __m256 /* comparison mask: all-ones lanes */
 #define VLOAD(p) _mm256_loadu_ps(p)
 #define VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define VSTREAM(p, v) _mm256_stream_ps((p), (v)) /* p 32-byte aligned */
+#define VFENCE() _mm_sfence()
 #define VSET1(x) _mm256_set1_ps(x)
 #define VADD _mm256_add_ps
 #define VSUB _mm256_sub_ps
@@ -72,6 +74,8 @@
 #undef VM
 #undef VLOAD
 #undef VSTORE
+#undef VSTREAM
+#undef VFENCE
 #undef VSET1
 #undef VADD
 #undef VSUB
@@ -118,6 +122,8 @@
 #define VM __mmask16
 #define VLOAD(p) _mm512_loadu_ps(p)
 #define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VSTREAM(p, v) _mm512_stream_ps((p), (v)) /* p 64-byte aligned */
+#define VFENCE() _mm_sfence()
 #define VSET1(x) _mm512_set1_ps(x)
 #define VADD _mm512_add_ps
 #define VSUB _mm512_sub_ps
@@ -167,10 +173,12 @@ void am_ew_simd_limit(int level) {
   g_level = level;
 }
 
-am_ew_kernel am_ew_simd_f32(int op) {
+am_ew_kernel am_ew_simd_f32(int op, bool stream) {
   if (op < 0 || op >= AM_OP_COUNT) return NULL;
-  if (g_level >= 2 && am_cpu_has_avx512()) return g_kernels_avx512[op];
-  if (g_level >= 1 && am_cpu_has_avx2()) return g_kernels_avx2[op];
+  if (g_level >= 2 && am_cpu_has_avx512())
+    return (stream ? g_kernels_nt_avx512 : g_kernels_avx512)[op];
+  if (g_level >= 1 && am_cpu_has_avx2())
+    return (stream ? g_kernels_nt_avx2 : g_kernels_avx2)[op];
   return NULL;
 }
 
@@ -181,8 +189,9 @@ void am_ew_simd_limit(int level) {
   (void)level;
 }
 
-am_ew_kernel am_ew_simd_f32(int op) {
+am_ew_kernel am_ew_simd_f32(int op, bool stream) {
   (void)op;
+  (void)stream;
   return NULL;
 }
 

@@ -17,7 +17,8 @@ typedef void (*am_ew_kernel)(int64_t n, const void *const *in,
 
 /** The fastest float32 SIMD kernel for elementwise op `op` (an AM_OP_*
  * value) on this CPU, or NULL when there is none (the portable kernel in
- * elementwise.c runs then). */
-am_ew_kernel am_ew_simd_f32(int op);
+ * elementwise.c runs then). `stream`: the variant with non-temporal
+ * stores, for outputs larger than the cache that alias no input. */
+am_ew_kernel am_ew_simd_f32(int op, bool stream);
 
 #endif /* AM_ELEMENTWISE_SIMD_H */

@@ -152,22 +152,34 @@ KFN static inline V KNAME(v_minimum)(V a, V b) {
 /* ---------------------------------------------------------- row loops */
 
 /* The last n % W elements go through a W-wide stack copy, so every
- * element is computed by the same instructions (no scalar tail). */
-#define EW_UNARY_LOOP(OP)                                                      \
-  KFN static void KNAME(k_##OP)(int64_t n, const void *const *in,              \
-                                const int64_t *st, void *out) {                \
+ * element is computed by the same instructions (no scalar tail).
+ *
+ * Each op gets two loops: k_OP with ordinary stores, and nt_OP with
+ * non-temporal (streaming) stores for outputs too large to stay in cache:
+ * they skip the read-for-ownership of the output lines, which is a third
+ * of the memory traffic of a unary op. nt_OP needs an output aligned to
+ * the vector width (the fast path's chunks are) and falls back to k_OP
+ * otherwise; it fences its stores before returning. */
+#define EW_ALIGNED_k_(p) 1
+#define EW_ALIGNED_kv_(p) 1
+#define EW_ALIGNED_nt_(p) (((uintptr_t)(p) & (W * sizeof(float) - 1)) == 0)
+#define EW_FINISH_k_()
+#define EW_FINISH_kv_()
+#define EW_FINISH_nt_() VFENCE()
+
+#define EW_UNARY_LOOP(OP, PFX, STORE)                                          \
+  KFN static void KNAME(PFX##OP)(int64_t n, const void *const *in,             \
+                                 const int64_t *st, void *out) {               \
     const float *a = in[0];                                                    \
     float *o = out;                                                            \
-    if (!st[0]) {                                                              \
-      float v[W];                                                              \
-      VSTORE(v, KNAME(v_##OP)(VSET1(a[0])));                                   \
-      for (int64_t i = 0; i < n; i++)                                          \
-        o[i] = v[0];                                                           \
+    if (!EW_ALIGNED_##PFX(o) || !st[0]) {                                      \
+      KNAME(k_##OP)(n, in, st, out);                                           \
       return;                                                                  \
     }                                                                          \
     int64_t i = 0;                                                             \
     for (; i + W <= n; i += W)                                                 \
-      VSTORE(o + i, KNAME(v_##OP)(VLOAD(a + i)));                              \
+      STORE(o + i, KNAME(v_##OP)(VLOAD(a + i)));                               \
+    EW_FINISH_##PFX();                                                         \
     if (i < n) {                                                               \
       float t[W] = {0};                                                        \
       memcpy(t, a + i, (size_t)(n - i) * sizeof *t);                           \
@@ -176,24 +188,47 @@ KFN static inline V KNAME(v_minimum)(V a, V b) {
     }                                                                          \
   }
 
-#define EW_BINARY_LOOP(OP)                                                     \
+/* k_OP itself: the one-value case (a fill), else the loop above (kv_OP). */
+#define EW_UNARY(OP)                                                           \
+  KFN static void KNAME(k_##OP)(int64_t n, const void *const *in,              \
+                                const int64_t *st, void *out);                 \
+  EW_UNARY_LOOP(OP, kv_, VSTORE)                                               \
   KFN static void KNAME(k_##OP)(int64_t n, const void *const *in,              \
                                 const int64_t *st, void *out) {                \
+    if (st[0]) {                                                               \
+      KNAME(kv_##OP)(n, in, st, out);                                          \
+      return;                                                                  \
+    }                                                                          \
+    float v[W], *o = out;                                                      \
+    VSTORE(v, KNAME(v_##OP)(VSET1(*(const float *)in[0])));                    \
+    for (int64_t i = 0; i < n; i++)                                            \
+      o[i] = v[0];                                                             \
+  }                                                                            \
+  EW_UNARY_LOOP(OP, nt_, VSTREAM)
+
+#define EW_BINARY_LOOP(OP, PFX, STORE)                                         \
+  KFN static void KNAME(PFX##OP)(int64_t n, const void *const *in,             \
+                                 const int64_t *st, void *out) {               \
     const float *a = in[0], *b = in[1];                                        \
     float *o = out;                                                            \
+    if (!EW_ALIGNED_##PFX(o)) {                                                \
+      KNAME(k_##OP)(n, in, st, out);                                           \
+      return;                                                                  \
+    }                                                                          \
     int64_t i = 0;                                                             \
     if (st[0] && st[1]) {                                                      \
       for (; i + W <= n; i += W)                                               \
-        VSTORE(o + i, KNAME(v_##OP)(VLOAD(a + i), VLOAD(b + i)));              \
+        STORE(o + i, KNAME(v_##OP)(VLOAD(a + i), VLOAD(b + i)));               \
     } else if (st[0]) {                                                        \
       V vb = VSET1(b[0]);                                                      \
       for (; i + W <= n; i += W)                                               \
-        VSTORE(o + i, KNAME(v_##OP)(VLOAD(a + i), vb));                        \
+        STORE(o + i, KNAME(v_##OP)(VLOAD(a + i), vb));                         \
     } else if (st[1]) {                                                        \
       V va = VSET1(a[0]);                                                      \
       for (; i + W <= n; i += W)                                               \
-        VSTORE(o + i, KNAME(v_##OP)(va, VLOAD(b + i)));                        \
+        STORE(o + i, KNAME(v_##OP)(va, VLOAD(b + i)));                         \
     }                                                                          \
+    EW_FINISH_##PFX();                                                         \
     if (i < n) { /* tail, or both operands broadcast (i == 0) */               \
       int64_t m = n - i < W ? n - i : W;                                       \
       float ta[W] = {0}, tb[W] = {0};                                          \
@@ -211,29 +246,42 @@ KFN static inline V KNAME(v_minimum)(V a, V b) {
     }                                                                          \
   }
 
-EW_UNARY_LOOP(neg)
-EW_UNARY_LOOP(abs)
-EW_UNARY_LOOP(sign)
-EW_UNARY_LOOP(square)
-EW_UNARY_LOOP(sqrt)
-EW_UNARY_LOOP(rsqrt)
-EW_UNARY_LOOP(floor)
-EW_UNARY_LOOP(ceil)
-EW_UNARY_LOOP(round)
-EW_UNARY_LOOP(exp)
-EW_UNARY_LOOP(log)
-EW_UNARY_LOOP(sigmoid)
-EW_UNARY_LOOP(tanh)
-EW_BINARY_LOOP(add)
-EW_BINARY_LOOP(sub)
-EW_BINARY_LOOP(mul)
-EW_BINARY_LOOP(div)
-EW_BINARY_LOOP(maximum)
-EW_BINARY_LOOP(minimum)
+#define EW_BINARY(OP)                                                          \
+  EW_BINARY_LOOP(OP, k_, VSTORE)                                               \
+  EW_BINARY_LOOP(OP, nt_, VSTREAM)
+
+EW_UNARY(neg)
+EW_UNARY(abs)
+EW_UNARY(sign)
+EW_UNARY(square)
+EW_UNARY(sqrt)
+EW_UNARY(rsqrt)
+EW_UNARY(floor)
+EW_UNARY(ceil)
+EW_UNARY(round)
+EW_UNARY(exp)
+EW_UNARY(log)
+EW_UNARY(sigmoid)
+EW_UNARY(tanh)
+EW_BINARY(add)
+EW_BINARY(sub)
+EW_BINARY(mul)
+EW_BINARY(div)
+EW_BINARY(maximum)
+EW_BINARY(minimum)
 
 #undef EW_UNARY_LOOP
+#undef EW_UNARY
 #undef EW_BINARY_LOOP
+#undef EW_BINARY
+#undef EW_ALIGNED_k_
+#undef EW_ALIGNED_kv_
+#undef EW_ALIGNED_nt_
+#undef EW_FINISH_k_
+#undef EW_FINISH_kv_
+#undef EW_FINISH_nt_
 
+// clang-format off
 static const am_ew_kernel KNAME(g_kernels)[AM_OP_COUNT] = {
     [AM_OP_NEG] = KNAME(k_neg),         [AM_OP_ABS] = KNAME(k_abs),
     [AM_OP_SIGN] = KNAME(k_sign),       [AM_OP_SQUARE] = KNAME(k_square),
@@ -246,3 +294,17 @@ static const am_ew_kernel KNAME(g_kernels)[AM_OP_COUNT] = {
     [AM_OP_DIV] = KNAME(k_div),         [AM_OP_MAXIMUM] = KNAME(k_maximum),
     [AM_OP_MINIMUM] = KNAME(k_minimum),
 };
+
+static const am_ew_kernel KNAME(g_kernels_nt)[AM_OP_COUNT] = {
+    [AM_OP_NEG] = KNAME(nt_neg),         [AM_OP_ABS] = KNAME(nt_abs),
+    [AM_OP_SIGN] = KNAME(nt_sign),       [AM_OP_SQUARE] = KNAME(nt_square),
+    [AM_OP_SQRT] = KNAME(nt_sqrt),       [AM_OP_RSQRT] = KNAME(nt_rsqrt),
+    [AM_OP_FLOOR] = KNAME(nt_floor),     [AM_OP_CEIL] = KNAME(nt_ceil),
+    [AM_OP_ROUND] = KNAME(nt_round),     [AM_OP_EXP] = KNAME(nt_exp),
+    [AM_OP_LOG] = KNAME(nt_log),         [AM_OP_SIGMOID] = KNAME(nt_sigmoid),
+    [AM_OP_TANH] = KNAME(nt_tanh),       [AM_OP_ADD] = KNAME(nt_add),
+    [AM_OP_SUB] = KNAME(nt_sub),         [AM_OP_MUL] = KNAME(nt_mul),
+    [AM_OP_DIV] = KNAME(nt_div),         [AM_OP_MAXIMUM] = KNAME(nt_maximum),
+    [AM_OP_MINIMUM] = KNAME(nt_minimum),
+};
+// clang-format on
