@@ -20,7 +20,8 @@
  *
  * Type promotion happens in the public functions, which insert am_astype
  * nodes so that a primitive's inputs always share one dtype; the shape
- * functions re-check that at every replay.
+ * functions re-check that at every replay. astype itself runs through
+ * the same block conversions when source and target share a compute type.
  */
 #include "elementwise_simd.h"
 
@@ -635,7 +636,8 @@ static am_dtype promote(am_arr *const *x, int n) {
   }
   if (w == AM_DTYPE_COUNT) return s;
   if (s == AM_DTYPE_COUNT) return w;
-  if (kind_of(w) > kind_of(s)) return w;
+  if (kind_of(w) > kind_of(s)) /* float32, whatever width w is held in */
+    return kind_of(w) == KIND_FLOAT ? AM_F32 : w;
   if (kind_of(w) == KIND_INT && kind_of(s) == KIND_INT)
     for (int i = 0; i < n; i++)
       if (x[i]->weak && !weak_int_fits(x[i], s)) return am_result_type(s, w);
