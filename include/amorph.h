@@ -238,9 +238,34 @@ AM_API void am_memory_reset_peak(void);
 
 /* ======================================================================
  *  Elementwise ops (broadcasting as NumPy)
+ *
+ * Promotion: the operands (both of a binary op; x and y of am_where)
+ * are cast to one dtype first: am_result_type for arrays; a weak scalar
+ * (am_float, am_int) takes the other operand's dtype unless it is of a
+ * higher kind (float scalar with an integer/bool array: float32; int
+ * scalar with a bool array: its own int32/int64) or is an int that does
+ * not fit the integer dtype (u8 + 300: int32; values are never wrapped
+ * silently on the way in). float16/bfloat16 compute in float32 and round
+ * once on store; float64 computes in double.
+ *
+ * Integers: exact, wrapping on overflow (two's complement, as NumPy):
+ * neg/abs of the minimum value give it back, neg of unsigned wraps.
+ * Division by zero never traps: integer remainder(x, 0) is 0 (NumPy's
+ * result), pow with a negative exponent is 0 except for bases 1 and -1
+ * (NumPy raises), and am_div of integers is float32 true division.
+ * bool: arithmetic computes as integers and stores != 0, as MLX does
+ * (add: or, sub: xor, mul/min: and, max: or; remainder(x, false) is
+ * false); am_neg rejects bool (use am_logical_not).
+ * Floats: NaN in maximum/minimum propagates, and otherwise each returns
+ * (a > b) ? a : b (minimum: a < b), as NumPy, so max(-0., 0.) is 0.;
+ * sign(nan) is nan and sign(-0.) is 0.; remainder has the divisor's sign
+ * (a zero result too). Comparisons are false with NaN, except not_equal;
+ * logical ops and am_where's cond test != 0 (NaN is true, -0. false).
  * ====================================================================== */
 
-/* Float unary ops give a float result (integer input -> float32). */
+/* Float unary ops (exp ... erf) give a float result: integer and bool
+ * inputs become float32. The others keep the dtype (floor/ceil/round are
+ * identities on integers); logical_not gives bool. */
 AM_API am_array am_neg(am_array x);
 AM_API am_array am_abs(am_array x);
 AM_API am_array am_sign(am_array x);
@@ -279,8 +304,12 @@ AM_API am_array am_greater(am_array a, am_array b);
 AM_API am_array am_greater_equal(am_array a, am_array b);
 AM_API am_array am_logical_and(am_array a, am_array b);
 AM_API am_array am_logical_or(am_array a, am_array b);
-/** cond ? a : b, broadcasting all three. */
+/** cond ? a : b, broadcasting all three; cond may have any dtype. */
 AM_API am_array am_where(am_array cond, am_array a, am_array b);
+/** Conversion: floats round to nearest even into narrower floats,
+ * integers wrap into narrower integers, floats truncate toward zero into
+ * integers and saturate outside their range (NaN gives 0), anything to
+ * bool is != 0. */
 AM_API am_array am_astype(am_array x, am_dtype dtype);
 
 /* ======================================================================
