@@ -132,6 +132,8 @@ void am_arr_release(am_arr *a) {
     }
     free(node->in);
     free(node->out);
+    if (node->params && node->prim->params_free)
+      node->prim->params_free(node->params);
     free(node->params);
     free(node);
   }
@@ -428,7 +430,10 @@ am_status am_op_make_n(int op, const void *params, am_arr *const *in,
     s = AM_FAIL(AM_ERR_OOM, "%s: out of memory", p->name);
     goto fail;
   }
-  if (p->params_size) memcpy(node->params, params, p->params_size);
+  if (p->params_size) {
+    memcpy(node->params, params, p->params_size);
+    if (p->params_copy) p->params_copy(node->params);
+  }
   for (int j = 0; j < n_out; j++) {
     am_arr *a = am_arr_alloc(&om[j]);
     if (!a) { /* nothing refers to these yet: plain frees */

@@ -92,6 +92,7 @@ static void node_release(am_node *nd) {
   for (int i = 0; i < nd->n_in; i++) am_arr_release(nd->in[i]);
   free(nd->in);
   free(nd->out);
+  if (nd->params && nd->prim->params_free) nd->prim->params_free(nd->params);
   free(nd->params);
   free(nd);
 }

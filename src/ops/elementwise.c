@@ -486,6 +486,13 @@ static am_ew_kernel pick_kernel(int op, int ct, bool stream) {
   return stream ? NULL : g_info[op].k[ct];
 }
 
+am_ew_kernel am_ew_f32_kernel(int op) {
+  if (op < 0 || op >= AM_OP_COUNT || g_info[op].out_bool ||
+      !(g_info[op].accept & ACC_FLOAT))
+    return NULL;
+  return pick_kernel(op, CT_F32, false);
+}
+
 /* Outputs at least this large (bytes) are written with streaming stores
  * where a kernel has them: beyond the last-level cache the output would
  * be evicted before anyone reads it, and streaming skips reading its old

@@ -21,4 +21,9 @@ typedef void (*am_ew_kernel)(int64_t n, const void *const *in,
  * stores, for outputs larger than the cache that alias no input. */
 am_ew_kernel am_ew_simd_f32(int op, bool stream);
 
+/** The contiguous float32 kernel of elementwise op `op` with a float32
+ * result (the best one for this CPU), or NULL when the op has none (bool
+ * results, non-elementwise ops). Fused groups run these on tiles. */
+am_ew_kernel am_ew_f32_kernel(int op);
+
 #endif /* AM_ELEMENTWISE_SIMD_H */
