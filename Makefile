@@ -7,8 +7,8 @@
 BUILD     ?= build
 BUILD_SAN ?= build-san
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
-# Debian packages the build needs (the compiler toolchain and CMake).
-DEB_PKGS  := build-essential cmake
+# Debian packages the build needs: toolchain, CMake, pkg-config, OpenBLAS.
+DEB_PKGS  := build-essential cmake pkg-config libopenblas-dev
 
 .PHONY: all deps build demo test test-normal test-san bench format clean
 
