@@ -307,7 +307,9 @@ static void test_edges(void) {
 /* In-place cumsum: the input buffer is donated to the output. */
 static void test_cumsum_donation(void) {
   am_memory_stats before = am_memory_get_stats();
-  am_array x = am_astype(am_arange(0, 5, 1, AM_F64), AM_F32);
+  am_array r = am_arange(0, 5, 1, AM_F64);
+  am_array x = am_astype(r, AM_F32);
+  am_array_free(r);
   am_array y = am_cumsum(x, 0, false, false);
   am_array_free(x);
   t_expect(y, (double[]){0, 0, 1, 3, 6}, 5, 0, 0, "donated cumsum");

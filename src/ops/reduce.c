@@ -17,14 +17,16 @@
  * of few wide rows), each unit's reduced range is also split, the pieces
  * reduce into partial states in parallel and are merged in order at the
  * end. Each (op, dtype) pair supplies a small kernel table (red_fns)
- * generated from one macro per kind of op, with loops over fixed-width
- * lane arrays that the compiler vectorizes at -O2.
+ * generated from one macro per kind of op, written with GCC/Clang vector
+ * extensions (SSE2 everywhere; AVX2 and AVX-512 versions of the float
+ * sums and max/min, picked at run time).
  *
- * Accumulation: float32/16/bf16 sums keep 16 float32 lanes over blocks of
- * RED_RBLOCK elements (columns: groups of RED_CGROUP rows) and add each
- * block into a double, so a 16M-element sum stays within ~1e-6 of the
- * exact one; float64 sums use double lanes. Integer sums and products are
- * computed modulo 2^64 and wrap to the output type, as NumPy's do.
+ * Accumulation: float32 sums run in float32 vector lanes over blocks of
+ * RED_RBLOCK elements of a row (columns: RED_CROWS rows) and add each
+ * block into a double, so a 16M-element sum stays within ~1e-7 of the
+ * exact one; float16/bfloat16 sums accumulate in double, float64 sums in
+ * double lanes. Integer sums and products are computed modulo 2^64 and
+ * wrap to the output type, as NumPy's do.
  */
 #include "../core/internal.h"
 
@@ -148,14 +150,14 @@ typedef struct red_fns {
   void (*store)(char *o, int64_t os, const void *acc, int64_t n, int64_t count);
 } red_fns;
 
-#define RED_NACC 4         /* independent vector accumulators in a row fold  */
-#define RED_RBLOCK 4096    /* row elements per lane partial (accuracy bound) */
-#define RED_CGROUP 32      /* column rows per lane partial (accuracy bound)  */
-#define RED_MAXB 4096      /* outputs per block (column accumulators)        */
-#define RED_MAX_ASZ 16     /* largest accumulator state                      */
-#define RED_NARROW 512     /* column blocks narrower than this get widened   */
-#define RED_LSE_BLOCK 512  /* logsumexp row block                          */
-#define RED_ARG_BLOCK 1024 /* argmax/argmin row block                      */
+#define RED_NACC 4         /* vector accumulators in a row fold          */
+#define RED_RBLOCK 4096    /* row elements per lane partial (accuracy)   */
+#define RED_CROWS 8        /* column rows summed in lanes per acc pass   */
+#define RED_MAXB 4096      /* outputs per block (column accumulators)    */
+#define RED_MAX_ASZ 16     /* largest accumulator state                  */
+#define RED_NARROW 512     /* column blocks narrower than this widen     */
+#define RED_LSE_BLOCK 512  /* logsumexp row block                        */
+#define RED_ARG_BLOCK 1024 /* argmax/argmin row block                    */
 
 static inline int red_isnanf(float x) {
   return x != x;
@@ -231,7 +233,7 @@ static inline int red_nonan(int64_t x) {
 /* The row and col kernels of one instruction set (suffix ISA, attribute
  * TGT, vectors of VB bytes): contiguous runs go through RED_NACC vectors
  * of lane type L, e.g. float for float32 sums (fast), flushed into the
- * accumulator type A (double) every RED_RBLOCK elements or RED_CGROUP
+ * accumulator type A (double) every RED_RBLOCK elements or RED_CROWS
  * rows. Dtypes without a vector form (VEC == 0: f16/bf16, whose
  * conversions stay scalar) and strided runs take the scalar loops. */
 #define DEF_SIMPLE_ISA(NAME, ISA, TGT, VB, T, LD, MAP, A, L, ID, COMB, VEC,    \
@@ -239,6 +241,8 @@ static inline int red_nonan(int64_t x) {
   typedef L NAME##_lv##ISA __attribute__((vector_size(VB)));                   \
   typedef T NAME##_tv##ISA                                                     \
       __attribute__((vector_size(VB / sizeof(L) * sizeof(T))));                \
+  typedef A NAME##_av##ISA                                                     \
+      __attribute__((vector_size(VB / sizeof(L) * sizeof(A))));                \
   enum { NAME##_nv##ISA = VB / sizeof(L) };                                    \
   /* (by pointer: returning wide vectors by value trips -Wpsabi) */            \
   TGT static inline void NAME##_vload##ISA(NAME##_lv##ISA *v, const T *x) {    \
@@ -306,62 +310,58 @@ static inline int red_nonan(int64_t x) {
       A t[RED_NARROW];                                                         \
       for (int64_t i = 0; i < w; i++)                                          \
         t[i] = (A)(ID);                                                        \
-      NAME##_col##ISA(t, p, w, s, mg, ms *g, r0);                              \
+      NAME##_col##ISA(t, p, w, s, mg, (ms)*g, r0);                             \
       for (int64_t i = 0; i < w; i++)                                          \
         a[i % n] = COMB(a[i % n], t[i]);                                       \
       p += mg * g * ms;                                                        \
       m -= mg * g;                                                             \
     }                                                                          \
-    L l[RED_MAXB];                                                             \
+    /* RED_CROWS rows at a time in lane type L (registers), then into the */   \
+    /* accumulators A (e.g. float rows -> double sums): one pass over acc */   \
+    /* per RED_CROWS rows, and float32 sums exact to ~8 float roundings   */   \
     int64_t nv = n - n % NV;                                                   \
-    for (int64_t k0 = 0; k0 < m; k0 += RED_CGROUP) {                           \
-      int64_t k1 = m - k0 < RED_CGROUP ? m : k0 + RED_CGROUP, k = k0;          \
-      for (int64_t i = 0; i < n; i++)                                          \
-        l[i] = (L)(ID);                                                        \
-      for (; k + 4 <= k1; k += 4) { /* 4 rows per pass over l */               \
-        const T *x = (const T *)(p + k * ms);                                  \
-        for (int64_t i = 0; i < nv; i += NV) {                                 \
-          NAME##_lv##ISA v, t0, t1, t2, t3;                                    \
-          memcpy(&v, l + i, sizeof v);                                         \
-          NAME##_vload##ISA(&t0, x + i);                                       \
-          NAME##_vload##ISA(&t1, (const T *)((const char *)(x + i) + ms));     \
-          NAME##_vload##ISA(&t2, (const T *)((const char *)(x + i) + 2 * ms)); \
-          NAME##_vload##ISA(&t3, (const T *)((const char *)(x + i) + 3 * ms)); \
-          v = VCOMB(v, VCOMB(VCOMB(t0, t1), VCOMB(t2, t3)));                   \
-          memcpy(l + i, &v, sizeof v);                                         \
+    for (int64_t k = 0; k < m; k += RED_CROWS) {                               \
+      int rows = m - k < RED_CROWS ? (int)(m - k) : RED_CROWS;                 \
+      const char *x = p + k * ms;                                              \
+      for (int64_t i = 0; i < nv; i += NV) {                                   \
+        NAME##_lv##ISA u, t[RED_CROWS];                                        \
+        if (rows == RED_CROWS) { /* a tree: short dependency chains */         \
+          for (int j = 0; j < RED_CROWS; j++)                                  \
+            NAME##_vload##ISA(&t[j], (const T *)(x + j * ms) + i);             \
+          for (int w = RED_CROWS / 2; w; w /= 2)                               \
+            for (int j = 0; j < w; j++)                                        \
+              t[j] = VCOMB(t[j], t[j + w]);                                    \
+          u = t[0];                                                            \
+        } else {                                                               \
+          NAME##_vload##ISA(&u, (const T *)x + i);                             \
+          for (int j = 1; j < rows; j++) {                                     \
+            NAME##_vload##ISA(&t[0], (const T *)(x + j * ms) + i);             \
+            u = VCOMB(u, t[0]);                                                \
+          }                                                                    \
         }                                                                      \
-        for (int j = 0; j < 4; j++)                                            \
-          for (int64_t i = nv; i < n; i++)                                     \
-            l[i] = COMB(l[i],                                                  \
-                        (L)MAP(LD(*(const T *)(p + (k + j) * ms + i * s))));   \
+        NAME##_av##ISA v;                                                      \
+        memcpy(&v, a + i, sizeof v);                                           \
+        v = VCOMB(v, __builtin_convertvector(u, NAME##_av##ISA));              \
+        memcpy(a + i, &v, sizeof v);                                           \
       }                                                                        \
-      for (; k < k1; k++) {                                                    \
-        const T *x = (const T *)(p + k * ms);                                  \
-        for (int64_t i = 0; i < nv; i += NV) {                                 \
-          NAME##_lv##ISA v, t;                                                 \
-          memcpy(&v, l + i, sizeof v);                                         \
-          NAME##_vload##ISA(&t, x + i);                                        \
-          v = VCOMB(v, t);                                                     \
-          memcpy(l + i, &v, sizeof v);                                         \
-        }                                                                      \
+      for (int j = 0; j < rows; j++)                                           \
         for (int64_t i = nv; i < n; i++)                                       \
-          l[i] = COMB(l[i], (L)MAP(LD(x[i])));                                 \
-      }                                                                        \
-      for (int64_t i = 0; i < n; i++)                                          \
-        a[i] = COMB(a[i], (A)l[i]);                                            \
+          a[i] = COMB(a[i], (A)MAP(LD(*(const T *)(x + j * ms + i * s))));     \
     }                                                                          \
   }
 
 /* A full kernel table for acc = COMB(acc, MAP(LD(x))) with accumulator A
  * and identity ID; FIN finalizes, OT/ST are the output type and store;
  * ISAS is FAST or BASE (which instruction sets get their own kernels). */
+/* (clang-format joins the ISA expansion with the next definition) */
+// clang-format off
 #define DEF_SIMPLE(NAME, T, LD, MAP, A, L, ID, COMB, OT, ST, FIN, VEC, VN,     \
                    VMAP, VCOMB, ISAS)                                          \
   DEF_SIMPLE_ISA(NAME, , , 16, T, LD, MAP, A, L, ID, COMB, VEC, VN, VMAP,      \
                  VCOMB)                                                        \
   RED_ISAS_##ISAS(DEF_SIMPLE_ISA, NAME, T, LD, MAP, A, L, ID, COMB, VEC, VN,   \
-                  VMAP, VCOMB) static void NAME##_init(void *acc, int64_t n,   \
-                                                       int64_t r0) {           \
+                  VMAP, VCOMB)                                                 \
+  static void NAME##_init(void *acc, int64_t n, int64_t r0) {                  \
     A *a = acc;                                                                \
     for (int64_t i = 0; i < n; i++)                                            \
       a[i] = (A)(ID);                                                          \
@@ -378,12 +378,10 @@ static inline int red_nonan(int64_t x) {
     for (int64_t i = 0; i < n; i++)                                            \
       *(OT *)(o + i * os) = ST(OT, FIN(a[i], count));                          \
   }                                                                            \
-  static const red_fns NAME##_fns = {sizeof(A),                                \
-                                     NAME##_init,                              \
-                                     RED_FNS_##ISAS(NAME, row),                \
-                                     RED_FNS_##ISAS(NAME, col),                \
-                                     NAME##_merge,                             \
-                                     NAME##_store};
+  static const red_fns NAME##_fns = {                                          \
+      sizeof(A), NAME##_init, RED_FNS_##ISAS(NAME, row),                       \
+      RED_FNS_##ISAS(NAME, col), NAME##_merge, NAME##_store};
+// clang-format on
 
 /* ---- logsumexp: state (m, s) = running max and sum of exp(x - m) ---- */
 
@@ -440,53 +438,79 @@ static inline double lse_final(const lse_acc *a) {
   return isfinite(a->m) ? a->m + log(a->s) : a->m;
 }
 
-/* Sum of exp(d[i]) for d[i] <= 0 (x minus the block max), float32:
- * Cephes-style expf on 4-lane vectors (range reduction by ln 2, degree-6
- * polynomial, 2^n built in the exponent bits; within 2 ulp), since a
- * scalar expf per element would dominate logsumexp. Values below -87.3
- * (and -inf) count as 0, negligible next to the max's exp(0) = 1. */
-typedef float red_v4f __attribute__((vector_size(16)));
-typedef int32_t red_v4i __attribute__((vector_size(16)));
-
-static inline red_v4f red_vexpf(red_v4f x) {
-  const red_v4f lo = (red_v4f){0} - 87.3f;
-  x = VSEL(x < lo, lo, x); /* also turns -inf into -87.3 */
-  red_v4f y = x * 1.44269504088896341f + 0.5f;
-  red_v4f f = __builtin_convertvector(__builtin_convertvector(y, red_v4i),
-                                      red_v4f);        /* truncates toward 0 */
-  f -= VSEL(f > y, (red_v4f){0} + 1.0f, (red_v4f){0}); /* floor */
-  red_v4f r = x - f * 0.693359375f + f * 2.12194440e-4f;
-  red_v4f p = (red_v4f){0} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  red_v4i e = (__builtin_convertvector(f, red_v4i) + 127) << 23;
-  return p * (red_v4f)e;
-}
-
-static double red_expsum_f(const float *d, int64_t n) {
-  red_v4f s0 = {0}, s1 = {0}, a, b;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    memcpy(&a, d + i, sizeof a);
-    memcpy(&b, d + i + 4, sizeof b);
-    s0 += red_vexpf(a);
-    s1 += red_vexpf(b);
+/* Sum of exp(d[i] - m) for d[i] <= m (m: the block max), float32:
+ * Cephes-style expf on vectors of VB bytes (range reduction by ln 2,
+ * degree-6 polynomial, 2^n built in the exponent bits; within 2 ulp),
+ * since a scalar expf per element would dominate logsumexp. Arguments
+ * below -87.3 (and -inf) count as 0, negligible next to the max's
+ * exp(0) = 1. One version per instruction set, as the sums'. */
+#define DEF_EXPSUM(ISA, TGT, VB)                                               \
+  typedef float red_vf##ISA __attribute__((vector_size(VB)));                  \
+  typedef int32_t red_vi##ISA __attribute__((vector_size(VB)));                \
+  TGT static inline void red_vexpf##ISA(red_vf##ISA *px) {                     \
+    const red_vf##ISA zero = {0}, lo = zero - 87.3f;                           \
+    red_vf##ISA x = VSEL(*px < lo, lo, *px); /* -inf too */                    \
+    red_vf##ISA y = x * 1.44269504088896341f + 0.5f;                           \
+    red_vf##ISA f = __builtin_convertvector(                                   \
+        __builtin_convertvector(y, red_vi##ISA), red_vf##ISA);                 \
+    f -= VSEL(f > y, zero + 1.0f, zero); /* floor */                           \
+    red_vf##ISA r = x - f * 0.693359375f + f * 2.12194440e-4f;                 \
+    red_vf##ISA q = zero + 1.9875691500e-4f;                                   \
+    q = q * r + 1.3981999507e-3f;                                              \
+    q = q * r + 8.3334519073e-3f;                                              \
+    q = q * r + 4.1665795894e-2f;                                              \
+    q = q * r + 1.6666665459e-1f;                                              \
+    q = q * r + 5.0000001201e-1f;                                              \
+    q = q * (r * r) + r + 1.0f;                                                \
+    red_vi##ISA e = (__builtin_convertvector(f, red_vi##ISA) + 127) << 23;     \
+    *px = q * (red_vf##ISA)e;                                                  \
+  }                                                                            \
+  TGT static double red_expsum_f##ISA(const float *d, int64_t n, float m) {    \
+    enum { NV = VB / 4, NA = 4 };                                              \
+    red_vf##ISA acc[NA] = {{0}}, v;                                            \
+    int64_t i = 0;                                                             \
+    for (; i + NA * NV <= n; i += NA * NV)                                     \
+      for (int k = 0; k < NA; k++) { /* NA chains hide the latency */          \
+        memcpy(&v, d + i + k * NV, sizeof v);                                  \
+        v -= m;                                                                \
+        red_vexpf##ISA(&v);                                                    \
+        acc[k] += v;                                                           \
+      }                                                                        \
+    for (int k = 1; k < NA; k++)                                               \
+      acc[0] += acc[k];                                                        \
+    double s = 0;                                                              \
+    for (int j = 0; j < NV; j++)                                               \
+      s += acc[0][j];                                                          \
+    for (; i < n; i++)                                                         \
+      s += expf(d[i] - m);                                                     \
+    return s;                                                                  \
   }
-  s0 += s1;
-  double s = (double)s0[0] + s0[1] + s0[2] + s0[3];
-  for (; i < n; i++)
-    s += expf(d[i]);
-  return s;
+DEF_EXPSUM(, , 16)
+#if defined(__x86_64__) || defined(__i386__)
+DEF_EXPSUM(_avx2, RED_TGT_AVX2, 32)
+DEF_EXPSUM(_avx512, RED_TGT_AVX512, 64)
+#endif
+
+static int red_isa(void);
+
+static double red_expsum_any_f(const float *d, int64_t n, float m) {
+#if defined(__x86_64__) || defined(__i386__)
+  switch (red_isa()) {
+  case RED_ISA_AVX512:
+    return red_expsum_f_avx512(d, n, m);
+  case RED_ISA_AVX2:
+    return red_expsum_f_avx2(d, n, m);
+  default:
+    break;
+  }
+#endif
+  return red_expsum_f(d, n, m);
 }
 
-static double red_expsum_d(const double *d, int64_t n) {
+static double red_expsum_d(const double *d, int64_t n, double m) {
   double s = 0;
   for (int64_t i = 0; i < n; i++)
-    s += exp(d[i]);
+    s += exp(d[i] - m);
   return s;
 }
 
@@ -496,6 +520,8 @@ static double red_expsum_d(const double *d, int64_t n) {
 #define DEF_LSE(NAME, T, LD, FT, EXPSUM, OT, ST, MAXFOLD)                      \
   static void NAME##_fold(lse_acc *a, const char *p, int64_t n, int64_t s) {   \
     FT d[RED_LSE_BLOCK];                                                       \
+    /* contiguous FT data goes to EXPSUM as it is, the rest through d */       \
+    bool direct = _Generic((T){0}, FT : 1, default : 0) && s == sizeof(T);     \
     for (int64_t b = 0; b < n; b += RED_LSE_BLOCK) {                           \
       int64_t e = n - b < RED_LSE_BLOCK ? n : b + RED_LSE_BLOCK;               \
       FT bm = (FT)MAXFOLD(p + b * s, e - b, s);                                \
@@ -503,9 +529,11 @@ static double red_expsum_d(const double *d, int64_t n) {
         lse_add(a, bm, 1);                                                     \
         continue;                                                              \
       }                                                                        \
-      for (int64_t i = b; i < e; i++)                                          \
-        d[i - b] = (FT)LD(*(const T *)(p + i * s)) - bm;                       \
-      lse_add(a, bm, EXPSUM(d, e - b));                                        \
+      if (!direct)                                                             \
+        for (int64_t i = b; i < e; i++)                                        \
+          d[i - b] = (FT)LD(*(const T *)(p + i * s));                          \
+      const FT *src = direct ? (const FT *)(p + b * s) : d;                    \
+      lse_add(a, bm, EXPSUM(src, e - b, bm));                                  \
     }                                                                          \
   }                                                                            \
   static void NAME##_row(void *acc, const char *p, int64_t n, int64_t s,       \
@@ -607,32 +635,32 @@ static double red_expsum_d(const double *d, int64_t n) {
  * which ISAs sum/mean/max/min get (FAST: also AVX2 and AVX-512). */
 #define RED_DTYPES(X)                                                          \
   X(b, AM_BOOL, uint8_t, uint8_t, LD_B, ST_CAST, uint64_t, uint64_t, int32_t,  \
-    ST_CAST, double, float, red_expsum_f, float, ST_CAST, uint64_t, 0, 1, 1,   \
-    VN_B, uint8_t, BASE)                                                       \
+    ST_CAST, double, float, red_expsum_any_f, float, ST_CAST, uint64_t, 0, 1,  \
+    1, VN_B, uint8_t, BASE)                                                    \
   X(u8, AM_U8, uint8_t, uint8_t, LD_ID, ST_CAST, uint64_t, uint64_t, uint8_t,  \
-    ST_CAST, double, float, red_expsum_f, float, ST_CAST, uint64_t, 0,         \
+    ST_CAST, double, float, red_expsum_any_f, float, ST_CAST, uint64_t, 0,     \
     UINT8_MAX, 1, VN_ID, uint8_t, BASE)                                        \
   X(i8, AM_I8, int8_t, int8_t, LD_ID, ST_CAST, uint64_t, uint64_t, int8_t,     \
-    ST_CAST, double, float, red_expsum_f, float, ST_CAST, uint64_t, INT8_MIN,  \
-    INT8_MAX, 1, VN_ID, uint8_t, BASE)                                         \
+    ST_CAST, double, float, red_expsum_any_f, float, ST_CAST, uint64_t,        \
+    INT8_MIN, INT8_MAX, 1, VN_ID, uint8_t, BASE)                               \
   X(u32, AM_U32, uint32_t, uint32_t, LD_ID, ST_CAST, uint64_t, uint64_t,       \
-    uint32_t, ST_CAST, double, float, red_expsum_f, float, ST_CAST, uint64_t,  \
-    0, UINT32_MAX, 1, VN_ID, uint32_t, BASE)                                   \
+    uint32_t, ST_CAST, double, float, red_expsum_any_f, float, ST_CAST,        \
+    uint64_t, 0, UINT32_MAX, 1, VN_ID, uint32_t, BASE)                         \
   X(i32, AM_I32, int32_t, int32_t, LD_ID, ST_CAST, uint64_t, uint64_t,         \
-    int32_t, ST_CAST, double, float, red_expsum_f, float, ST_CAST, uint64_t,   \
-    INT32_MIN, INT32_MAX, 1, VN_ID, uint32_t, BASE)                            \
+    int32_t, ST_CAST, double, float, red_expsum_any_f, float, ST_CAST,         \
+    uint64_t, INT32_MIN, INT32_MAX, 1, VN_ID, uint32_t, BASE)                  \
   X(i64, AM_I64, int64_t, int64_t, LD_ID, ST_CAST, uint64_t, uint64_t,         \
-    int64_t, ST_CAST, double, float, red_expsum_f, float, ST_CAST, uint64_t,   \
-    INT64_MIN, INT64_MAX, 1, VN_ID, uint64_t, BASE)                            \
+    int64_t, ST_CAST, double, float, red_expsum_any_f, float, ST_CAST,         \
+    uint64_t, INT64_MIN, INT64_MAX, 1, VN_ID, uint64_t, BASE)                  \
   X(f16, AM_F16, uint16_t, float, LD_F16, ST_F16, double, float, uint16_t,     \
-    ST_F16, float, float, red_expsum_f, uint16_t, ST_F16, float, -INFINITY,    \
-    INFINITY, 0, VN_ID, uint16_t, BASE)                                        \
+    ST_F16, float, float, red_expsum_any_f, uint16_t, ST_F16, float,           \
+    -INFINITY, INFINITY, 0, VN_ID, uint16_t, BASE)                             \
   X(bf16, AM_BF16, uint16_t, float, LD_BF16, ST_BF16, double, float, uint16_t, \
-    ST_BF16, float, float, red_expsum_f, uint16_t, ST_BF16, float, -INFINITY,  \
-    INFINITY, 0, VN_ID, uint16_t, BASE)                                        \
+    ST_BF16, float, float, red_expsum_any_f, uint16_t, ST_BF16, float,         \
+    -INFINITY, INFINITY, 0, VN_ID, uint16_t, BASE)                             \
   X(f32, AM_F32, float, float, LD_ID, ST_CAST, double, float, float, ST_CAST,  \
-    float, float, red_expsum_f, float, ST_CAST, float, -INFINITY, INFINITY, 1, \
-    VN_ID, uint32_t, FAST)                                                     \
+    float, float, red_expsum_any_f, float, ST_CAST, float, -INFINITY,          \
+    INFINITY, 1, VN_ID, uint32_t, FAST)                                        \
   X(f64, AM_F64, double, double, LD_ID, ST_CAST, double, double, double,       \
     ST_CAST, double, double, red_expsum_d, double, ST_CAST, double, -INFINITY, \
     INFINITY, 1, VN_ID, uint64_t, FAST)
@@ -689,6 +717,7 @@ static const red_fns *const red_table[RK_COUNT][AM_DTYPE_COUNT] = {
 
 #define RED_SERIAL_WORK 65536 /* below: run inline, one task */
 #define RED_TASK_WORK 32768   /* elements per task at least  */
+#define RED_FINISH_CHUNK 128  /* outputs per task merging partials */
 
 typedef struct {
   int64_t n, is, os; /* size, input and output strides in bytes */
@@ -821,17 +850,21 @@ static void red_task(void *ctx, int64_t t0, int64_t t1) {
 }
 
 /* Merges each unit's partial states in order and stores the result. */
-static void red_finish(void *ctx, int64_t u0, int64_t u1) {
+static void red_finish(void *ctx, int64_t j0, int64_t j1) {
   const red_plan *P = ctx;
-  size_t bytes = (size_t)P->B * P->f->asz;
-  for (int64_t u = u0; u < u1; u++) {
+  size_t asz = P->f->asz, bytes = (size_t)P->B * asz;
+  int64_t nch = (P->B + RED_FINISH_CHUNK - 1) / RED_FINISH_CHUNK;
+  for (int64_t j = j0; j < j1; j++) { /* (unit, chunk of its outputs) */
+    int64_t u = j / nch, c0 = j % nch * RED_FINISH_CHUNK;
     const char *in;
     char *out;
-    int64_t nb = red_unit(P, u, &in, &out);
-    char *acc = P->part + (size_t)(u * P->nsplit) * bytes;
+    int64_t nb = red_unit(P, u, &in, &out) - c0;
+    if (nb <= 0) continue;
+    if (nb > RED_FINISH_CHUNK) nb = RED_FINISH_CHUNK;
+    char *acc = P->part + (size_t)(u * P->nsplit) * bytes + (size_t)c0 * asz;
     for (int64_t k = 1; k < P->nsplit; k++)
       P->f->merge(acc, acc + (size_t)k * bytes, nb);
-    P->f->store(out, P->cos, acc, nb, P->rtotal);
+    P->f->store(out + c0 * P->cos, P->cos, acc, nb, P->rtotal);
   }
 }
 
@@ -910,16 +943,22 @@ static am_status red_run(const red_fns *f, const am_arr *x, const bool *mask,
   int64_t units = nout / P.C * P.nblk;
 
   P.nsplit = 1;
+  am_buffer *part = NULL;
   if (par && units < 2 * (int64_t)T) {
-    int64_t want = (4 * (int64_t)T + units - 1) / units;
+    int64_t want = (2 * (int64_t)T + units - 1) / units;
     int64_t most = work / units / RED_TASK_WORK;
     if (most > P.rtotal) most = P.rtotal;
     P.nsplit = want < most ? want : most;
     if (P.nsplit < 2) P.nsplit = 1;
   }
   if (P.nsplit > 1) {
-    P.part = malloc((size_t)(units * P.nsplit * P.B) * f->asz);
-    if (!P.part) P.nsplit = 1; /* still correct, just on fewer threads */
+    /* from the buffer pool: a fresh malloc of this size would page-fault
+     * on every call */
+    part = am_buffer_new((size_t)(units * P.nsplit * P.B) * f->asz);
+    if (part)
+      P.part = part->data;
+    else
+      P.nsplit = 1; /* still correct, just on fewer threads */
   }
   int64_t tasks = units * P.nsplit;
   int64_t grain = tasks;
@@ -929,9 +968,11 @@ static am_status red_run(const red_fns *f, const am_arr *x, const bool *mask,
     if (grain < 1) grain = 1;
   }
   am_parallel_for(tasks, grain, red_task, &P);
-  if (P.nsplit > 1) {
-    am_parallel_for(units, units, red_finish, &P);
-    free(P.part);
+  if (P.nsplit > 1) { /* merge the partials in order, wide ones in parallel */
+    int64_t nch = (P.B + RED_FINISH_CHUNK - 1) / RED_FINISH_CHUNK;
+    int64_t fg = RED_TASK_WORK / (P.nsplit * RED_FINISH_CHUNK);
+    am_parallel_for(units * nch, fg < 1 ? 1 : fg, red_finish, &P);
+    am_buffer_release(part);
   }
   return AM_OK;
 }

@@ -289,6 +289,7 @@ static am_status cumsum_eval(am_arr *const *in, int n_in, am_arr *const *out,
   P.B = (P.C + P.nblk - 1) / P.nblk;
   int64_t units = lines / P.C * P.nblk;
   P.nsplit = 1;
+  am_buffer *carries = NULL;
   if (par && units < 2 * (int64_t)T) {
     int64_t want = (4 * (int64_t)T + units - 1) / units;
     int64_t most = work / units / CS_TASK_WORK;
@@ -297,8 +298,13 @@ static am_status cumsum_eval(am_arr *const *in, int n_in, am_arr *const *out,
     if (P.nsplit < 2) P.nsplit = 1;
   }
   if (P.nsplit > 1) {
-    P.carries = calloc((size_t)(units * P.nsplit * P.B), P.f->asz);
-    if (!P.carries) P.nsplit = 1;
+    carries = am_buffer_new((size_t)(units * P.nsplit * P.B) * P.f->asz);
+    if (carries) {
+      P.carries = carries->data;
+      memset(P.carries, 0, carries->bytes);
+    } else {
+      P.nsplit = 1;
+    }
   }
   int64_t tasks = units * P.nsplit, grain = tasks;
   if (par) {
@@ -311,7 +317,7 @@ static am_status cumsum_eval(am_arr *const *in, int n_in, am_arr *const *out,
   }
   P.pass2 = true;
   am_parallel_for(tasks, grain, cs_task, &P);
-  free(P.carries);
+  am_buffer_release(carries);
   return AM_OK;
 }
 
