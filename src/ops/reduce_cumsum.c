@@ -36,11 +36,10 @@ static am_status cumsum_shapes(const am_meta *const *in, int n_in,
 
 /* ---- kernels ----
  * n lines (input/output line strides li/lo bytes) of L steps (strides ps/os
- * bytes); carry[i] holds line i's running sum, in and out. write == false
- * only sums (first pass of a split scan). */
+ * bytes); carry[i] holds line i's running sum, in and out; mode is CS_*. */
 typedef void (*cs_scan_fn)(void *carry, const char *p, int64_t ps, char *o,
                            int64_t os, int64_t L, int64_t n, int64_t li,
-                           int64_t lo, bool excl, bool write);
+                           int64_t lo, int mode);
 typedef struct {
   size_t asz;
   cs_scan_fn rows, cols;
@@ -56,46 +55,105 @@ typedef struct {
 #define ST_F16(OT, v) am_f32_to_f16((float)(v))
 #define ST_BF16(OT, v) am_f32_to_bf16((float)(v))
 
-/* One step of line i: read x first, so that writing in place (a donated
+/* Kernel modes: totals only (first pass of a split scan), inclusive,
+ * exclusive. Constant after inlining, so each gets its own loops. */
+enum { CS_TOTAL, CS_INCL, CS_EXCL };
+
+/* One step of a line: read x first, so that writing in place (a donated
  * input buffer) is safe. */
-#define CS_STEP(T, LD, A, OT, ST, c, xp, wp)                                   \
+#define CS_STEP(c, x, wp, OT, ST, mode)                                        \
   do {                                                                         \
-    A x_ = (A)LD(*(const T *)(xp));                                            \
-    if (!write) {                                                              \
-      c += x_;                                                                 \
-    } else if (excl) {                                                         \
-      *(OT *)(wp) = ST(OT, c);                                                 \
-      c += x_;                                                                 \
-    } else {                                                                   \
-      c += x_;                                                                 \
-      *(OT *)(wp) = ST(OT, c);                                                 \
-    }                                                                          \
+    if (mode == CS_EXCL) *(OT *)(wp) = ST(OT, c);                              \
+    c += x;                                                                    \
+    if (mode == CS_INCL) *(OT *)(wp) = ST(OT, c);                              \
   } while (0)
 
-#define DEF_CUMSUM(sfx, T, LD, A, OT, ST)                                      \
-  static void cs_rows_##sfx(void *carry, const char *p, int64_t ps, char *o,   \
-                            int64_t os, int64_t L, int64_t n, int64_t li,      \
-                            int64_t lo, bool excl, bool write) {               \
-    A *cr = carry;                                                             \
-    for (int64_t i = 0; i < n; i++) {                                          \
-      A c = cr[i];                                                             \
-      const char *q = p + i * li;                                              \
-      char *w = o + i * lo;                                                    \
+#define CS_VLANES 8
+#define VN_ID(v) (v)
+#define VN_B(v) (((v) != 0) & 1)
+
+/* Kernels for storage T (load LD, vector form VN if VEC), accumulator A,
+ * output OT (store ST). rows: 4 lines at a time, so that 4 independent
+ * add chains overlap; cols: CS_VLANES lines per vector step when lines
+ * are contiguous. */
+#define DEF_CUMSUM(sfx, T, LD, A, OT, ST, VEC, VN)                             \
+  typedef A cs_av_##sfx __attribute__((vector_size(CS_VLANES * sizeof(A))));   \
+  typedef T cs_tv_##sfx __attribute__((vector_size(CS_VLANES * sizeof(T))));   \
+  typedef OT cs_ov_##sfx __attribute__((vector_size(CS_VLANES * sizeof(OT)))); \
+  static inline void cs_rows_m_##sfx(                                          \
+      A *cr, const char *p, int64_t ps, char *o, int64_t os, int64_t L,        \
+      int64_t n, int64_t li, int64_t lo, const int mode) {                     \
+    int64_t i = 0;                                                             \
+    for (; i + 4 <= n; i += 4) {                                               \
+      A c[4] = {cr[i], cr[i + 1], cr[i + 2], cr[i + 3]};                       \
       for (int64_t k = 0; k < L; k++)                                          \
-        CS_STEP(T, LD, A, OT, ST, c, q + k * ps, w + k * os);                  \
+        for (int j = 0; j < 4; j++) {                                          \
+          A x = (A)LD(*(const T *)(p + (i + j) * li + k * ps));                \
+          CS_STEP(c[j], x, o + (i + j) * lo + k * os, OT, ST, mode);           \
+        }                                                                      \
+      for (int j = 0; j < 4; j++)                                              \
+        cr[i + j] = c[j];                                                      \
+    }                                                                          \
+    for (; i < n; i++) {                                                       \
+      A c = cr[i];                                                             \
+      for (int64_t k = 0; k < L; k++) {                                        \
+        A x = (A)LD(*(const T *)(p + i * li + k * ps));                        \
+        CS_STEP(c, x, o + i * lo + k * os, OT, ST, mode);                      \
+      }                                                                        \
       cr[i] = c;                                                               \
     }                                                                          \
   }                                                                            \
-  static void cs_cols_##sfx(void *carry, const char *p, int64_t ps, char *o,   \
-                            int64_t os, int64_t L, int64_t n, int64_t li,      \
-                            int64_t lo, bool excl, bool write) {               \
-    A *cr = carry;                                                             \
+  static inline void cs_cols_m_##sfx(                                          \
+      A *cr, const char *p, int64_t ps, char *o, int64_t os, int64_t L,        \
+      int64_t n, int64_t li, int64_t lo, const int mode) {                     \
+    bool vec = VEC && li == sizeof(T) && lo == sizeof(OT);                     \
+    int64_t nv = vec ? n - n % CS_VLANES : 0;                                  \
     for (int64_t k = 0; k < L; k++) {                                          \
       const char *q = p + k * ps;                                              \
       char *w = o + k * os;                                                    \
-      for (int64_t i = 0; i < n; i++)                                          \
-        CS_STEP(T, LD, A, OT, ST, cr[i], q + i * li, w + i * lo);              \
+      for (int64_t i = 0; i < nv; i += CS_VLANES) {                            \
+        cs_tv_##sfx t;                                                         \
+        cs_av_##sfx c, x;                                                      \
+        cs_ov_##sfx y;                                                         \
+        memcpy(&t, q + i * sizeof(T), sizeof t);                               \
+        memcpy(&c, cr + i, sizeof c);                                          \
+        x = __builtin_convertvector(VN(t), cs_av_##sfx);                       \
+        if (mode == CS_EXCL) {                                                 \
+          y = __builtin_convertvector(c, cs_ov_##sfx);                         \
+          memcpy(w + i * sizeof(OT), &y, sizeof y);                            \
+        }                                                                      \
+        c += x;                                                                \
+        if (mode == CS_INCL) {                                                 \
+          y = __builtin_convertvector(c, cs_ov_##sfx);                         \
+          memcpy(w + i * sizeof(OT), &y, sizeof y);                            \
+        }                                                                      \
+        memcpy(cr + i, &c, sizeof c);                                          \
+      }                                                                        \
+      for (int64_t i = nv; i < n; i++) {                                       \
+        A x = (A)LD(*(const T *)(q + i * li));                                 \
+        CS_STEP(cr[i], x, w + i * lo, OT, ST, mode);                           \
+      }                                                                        \
     }                                                                          \
+  }                                                                            \
+  static void cs_rows_##sfx(void *carry, const char *p, int64_t ps, char *o,   \
+                            int64_t os, int64_t L, int64_t n, int64_t li,      \
+                            int64_t lo, int mode) {                            \
+    if (mode == CS_TOTAL)                                                      \
+      cs_rows_m_##sfx(carry, p, ps, o, os, L, n, li, lo, CS_TOTAL);            \
+    else if (mode == CS_INCL)                                                  \
+      cs_rows_m_##sfx(carry, p, ps, o, os, L, n, li, lo, CS_INCL);             \
+    else                                                                       \
+      cs_rows_m_##sfx(carry, p, ps, o, os, L, n, li, lo, CS_EXCL);             \
+  }                                                                            \
+  static void cs_cols_##sfx(void *carry, const char *p, int64_t ps, char *o,   \
+                            int64_t os, int64_t L, int64_t n, int64_t li,      \
+                            int64_t lo, int mode) {                            \
+    if (mode == CS_TOTAL)                                                      \
+      cs_cols_m_##sfx(carry, p, ps, o, os, L, n, li, lo, CS_TOTAL);            \
+    else if (mode == CS_INCL)                                                  \
+      cs_cols_m_##sfx(carry, p, ps, o, os, L, n, li, lo, CS_INCL);             \
+    else                                                                       \
+      cs_cols_m_##sfx(carry, p, ps, o, os, L, n, li, lo, CS_EXCL);             \
   }                                                                            \
   static void cs_prefix_##sfx(void *carries, int64_t nsplit, int64_t nb,       \
                               int64_t B) {                                     \
@@ -112,16 +170,16 @@ typedef struct {
   static const cs_fns cs_##sfx = {sizeof(A), cs_rows_##sfx, cs_cols_##sfx,     \
                                   cs_prefix_##sfx};
 
-DEF_CUMSUM(b, uint8_t, LD_B, uint64_t, int32_t, ST_CAST)
-DEF_CUMSUM(u8, uint8_t, LD_ID, uint64_t, uint8_t, ST_CAST)
-DEF_CUMSUM(i8, int8_t, LD_ID, uint64_t, int8_t, ST_CAST)
-DEF_CUMSUM(u32, uint32_t, LD_ID, uint64_t, uint32_t, ST_CAST)
-DEF_CUMSUM(i32, int32_t, LD_ID, uint64_t, int32_t, ST_CAST)
-DEF_CUMSUM(i64, int64_t, LD_ID, uint64_t, int64_t, ST_CAST)
-DEF_CUMSUM(f16, uint16_t, LD_F16, double, uint16_t, ST_F16)
-DEF_CUMSUM(bf16, uint16_t, LD_BF16, double, uint16_t, ST_BF16)
-DEF_CUMSUM(f32, float, LD_ID, double, float, ST_CAST)
-DEF_CUMSUM(f64, double, LD_ID, double, double, ST_CAST)
+DEF_CUMSUM(b, uint8_t, LD_B, uint64_t, int32_t, ST_CAST, 1, VN_B)
+DEF_CUMSUM(u8, uint8_t, LD_ID, uint64_t, uint8_t, ST_CAST, 1, VN_ID)
+DEF_CUMSUM(i8, int8_t, LD_ID, uint64_t, int8_t, ST_CAST, 1, VN_ID)
+DEF_CUMSUM(u32, uint32_t, LD_ID, uint64_t, uint32_t, ST_CAST, 1, VN_ID)
+DEF_CUMSUM(i32, int32_t, LD_ID, uint64_t, int32_t, ST_CAST, 1, VN_ID)
+DEF_CUMSUM(i64, int64_t, LD_ID, uint64_t, int64_t, ST_CAST, 1, VN_ID)
+DEF_CUMSUM(f16, uint16_t, LD_F16, double, uint16_t, ST_F16, 0, VN_ID)
+DEF_CUMSUM(bf16, uint16_t, LD_BF16, double, uint16_t, ST_BF16, 0, VN_ID)
+DEF_CUMSUM(f32, float, LD_ID, double, float, ST_CAST, 1, VN_ID)
+DEF_CUMSUM(f64, double, LD_ID, double, double, ST_CAST, 1, VN_ID)
 
 static const cs_fns *const cs_table[AM_DTYPE_COUNT] = {
     [AM_BOOL] = &cs_b,  [AM_U8] = &cs_u8,     [AM_I8] = &cs_i8,
@@ -184,7 +242,10 @@ static void cs_task(void *ctx, int64_t t0, int64_t t1) {
       memset(local, 0, (size_t)nb * P->f->asz); /* 0 in both types */
     cs_scan_fn fn = P->rows ? P->f->rows : P->f->cols;
     fn(carry, in + k0 * P->ps, P->ps, out + k0 * P->os, P->os, k1 - k0, nb,
-       P->cis, P->cos, P->excl, P->pass2);
+       P->cis, P->cos,
+       !P->pass2 ? CS_TOTAL
+       : P->excl ? CS_EXCL
+                 : CS_INCL);
   }
 }
 
