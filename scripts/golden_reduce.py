@@ -25,6 +25,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from golden_common import GoldenWriter  # noqa: E402
 
+try:  # MLX, when installed, cross-checks the float32 references
+    import mlx.core as mx
+except ImportError:  # pragma: no cover
+    mx = None
+
 DTYPES = ["bool", "uint8", "int8", "uint32", "int32", "int64",
           "float16", "bfloat16", "float32", "float64"]
 NP = {"bool": np.bool_, "uint8": np.uint8, "int8": np.int8,
@@ -150,6 +155,29 @@ def cumsum_ref(x, dt, axis, reverse, inclusive):
     return to_dtype(c, "int32" if dt == "bool" else dt)
 
 
+def mlx_check(op, x, p, y):
+    """Asserts that MLX agrees with the NumPy-made reference (float32 in:
+    same dtype rules; NaN, inf and first-index semantics)."""
+    if mx is None or x.size == 0:
+        return
+    a = mx.array(x)
+    if op in ("argmax", "argmin"):
+        r = getattr(mx, op)(a, axis=int(p[0]), keepdims=bool(p[1]))
+    elif op == "cumsum":
+        r = mx.cumsum(a, axis=int(p[0]), reverse=bool(p[1]),
+                      inclusive=bool(p[2]))
+    else:
+        axes = None if p[0] else [int(v) for v in p[2:]]
+        if axes == []:
+            return
+        r = getattr(mx, op)(a, axis=axes, keepdims=bool(p[1]))
+    r = np.array(r)
+    assert r.shape == y.shape and r.dtype == y.dtype, (op, r.dtype, y.dtype)
+    ok = np.allclose(r.astype(np.float64), y.astype(np.float64), rtol=1e-5,
+                     atol=1e-6, equal_nan=True)
+    assert ok, (op, x, p, r, y)
+
+
 # (shape, axes or None, keepdims); shapes kept small, one wide for lanes
 RED_VARIANTS = [
     ((7,), None, False),
@@ -186,6 +214,8 @@ def main():
     count = {}
 
     def emit(op, dt, x, p, y):
+        if dt == "float32":
+            mlx_check(op, x, p, y)
         k = count.get(op, 0)
         count[op] = k + 1
         ov = {"x": "bfloat16"} if dt == "bfloat16" else {}

@@ -359,7 +359,7 @@ static void test_errors(void) {
         "message names the input shape: %s",
         am_array_error(am_max(e, NULL, 0, false)));
   /* NULL and error inputs */
-  /* (status only: the core formats this message from its own buffer) */
+  /* (status only: the message comes from the core, not from this op) */
   CHECK(am_array_status(am_logsumexp(NULL, NULL, 0, false)) ==
             AM_ERR_INVALID_ARG,
         "NULL input");
