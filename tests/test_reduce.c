@@ -118,7 +118,7 @@ static void test_golden(void) {
   int ran = 0;
   for (int c = 0; c < g->n; c++) {
     const t_gcase *gc = &g->cases[c];
-    char op[32];
+    char op[sizeof gc->name];
     snprintf(op, sizeof op, "%s", gc->name);
     char *dot = strchr(op, '.');
     if (dot) *dot = 0;
