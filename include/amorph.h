@@ -313,10 +313,33 @@ AM_API am_array am_where(am_array cond, am_array a, am_array b);
 AM_API am_array am_astype(am_array x, am_dtype dtype);
 
 /* ======================================================================
- *  Reductions. axes == NULL reduces over every axis.
+ *  Reductions
+ *
+ *  axes == NULL reduces over every axis (whatever the rank at a shapeless
+ *  replay); otherwise over `naxes` distinct axes, negative ones counted
+ *  from the end. An axis out of range or given twice fails with
+ *  AM_ERR_INVALID_ARG (a 0-d array has no axis); axes != NULL with
+ *  naxes == 0 reduces nothing (only the dtype rule applies). keepdims
+ *  keeps each reduced axis as size 1. Size-1 axes are reduced like any.
+ *
+ *  Result dtypes: sum/prod: bool -> int32, other types kept; integer sums
+ *  and products are computed exactly modulo 2^64 and wrap to the type
+ *  (NumPy would widen to int64, MLX small integers to 32 bits: amorph
+ *  keeps the input type). mean, logsumexp: integers and bool -> float32,
+ *  floats kept. max/min: kept. all/any: bool. argmax/argmin: uint32.
+ *  float16/bfloat16 accumulate in float32 or double; float32 sums in
+ *  float32 vector lanes flushed into double every few thousand elements
+ *  (a 16M-element sum is within ~1e-7 of the exact one); float64 in
+ *  double.
+ *
+ *  Empty reductions: sum 0, prod 1, mean NaN, all true, any false,
+ *  logsumexp -inf. max/min/argmax/argmin over an empty axis fail with
+ *  AM_ERR_SHAPE ("cannot reduce an empty axis"). NaN: max/min return NaN
+ *  if any; argmax/argmin report the first NaN (as NumPy and MLX);
+ *  all/any count NaN as true. logsumexp subtracts the max (stable): all
+ *  -inf gives -inf, any +inf gives +inf, any NaN gives NaN.
  * ====================================================================== */
 
-/* sum/prod: bool -> int32, other types kept. mean: integers -> float32. */
 AM_API am_array am_sum(am_array x, const int *axes, int naxes, bool keepdims);
 AM_API am_array am_mean(am_array x, const int *axes, int naxes,
                         bool keepdims);
@@ -324,15 +347,19 @@ AM_API am_array am_prod(am_array x, const int *axes, int naxes,
                         bool keepdims);
 AM_API am_array am_max(am_array x, const int *axes, int naxes, bool keepdims);
 AM_API am_array am_min(am_array x, const int *axes, int naxes, bool keepdims);
+/** log(sum(exp(x))) over the axes. */
 AM_API am_array am_logsumexp(am_array x, const int *axes, int naxes,
                              bool keepdims);
 AM_API am_array am_all(am_array x, const int *axes, int naxes, bool keepdims);
 AM_API am_array am_any(am_array x, const int *axes, int naxes, bool keepdims);
-/** Index (uint32) of the first max/min along axis. */
+/** Index (uint32) of the first max/min along axis (negative counts from
+ * the end); keepdims keeps the axis as size 1. */
 AM_API am_array am_argmax(am_array x, int axis, bool keepdims);
 AM_API am_array am_argmin(am_array x, int axis, bool keepdims);
-/** Cumulative sum along axis; reverse runs from the end; exclusive when
- * !inclusive. bool -> int32. */
+/** Cumulative sum along axis, same shape as x: out[i] = x[0] + ... + x[i].
+ * reverse runs from the end (out[i] = x[i] + ... + x[n-1]); exclusive
+ * (!inclusive) leaves out x[i] itself, so the first output is 0. Dtypes:
+ * bool -> int32, others kept (integers wrap). */
 AM_API am_array am_cumsum(am_array x, int axis, bool reverse, bool inclusive);
 
 /* ======================================================================
