@@ -660,11 +660,10 @@ static am_status run_tape(const am_centry *e, am_arr *const *in,
     if (ins && ins != ins_local) free(ins);
     if (outs && outs != outs_local) free(outs);
   }
-  if (!s)
+  if (!s) /* references for the caller, handed over by am_compiled_call */
     for (int j = 0; j < e->n_outputs; j++) {
-      am_arr *a = vals[e->outputs[j]];
-      am_arr_retain(a);
-      out[j] = am_scope_own(a);
+      out[j] = vals[e->outputs[j]];
+      am_arr_retain(out[j]);
     }
   for (int v = 0; v < e->n_values; v++) am_arr_release(vals[v]);
   free(vals);
@@ -797,6 +796,7 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
   am_arr **want = NULL;
   am_centry *e = NULL;
   am_status s = AM_OK;
+  for (int j = 0; j < f->n_out; j++) out[j] = NULL;
   if (!consumed || !key) {
     s = am_set_error(AM_ERR_OOM, "am_compiled_call: out of memory");
     goto done;
@@ -900,9 +900,11 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
     if (s)
       for (int j = 0; j < f->n_out; j++) {
         am_arr_release(out[j]);
-        out[j] = am_error_array(s, "%s", am_last_error());
+        out[j] = NULL;
       }
   }
+  if (!s)
+    for (int j = 0; j < f->n_out; j++) out[j] = am_scope_own(out[j]);
 done:
   /* Consumed state inputs the call did not reach are still ours to drop. */
   for (int i = 0; i < n_in && consumed; i++)
@@ -914,9 +916,11 @@ done:
   entry_release(e);
   if (consumed && consumed != consumed_local) free(consumed);
   if (key && key != key_local) free(key);
-  if (s)
-    for (int j = 0; j < f->n_out; j++)
-      if (!out[j] || out[j]->err == AM_OK) out[j] = am_error_array(s, "%s", am_last_error());
+  if (s) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", am_last_error());
+    for (int j = 0; j < f->n_out; j++) out[j] = am_error_array(s, "%s", msg);
+  }
   return s;
 }
 
