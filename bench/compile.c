@@ -146,15 +146,16 @@ int main(void) {
   }
   am_compile_stats st = am_compiled_stats(f);
   double per_reinfer = st.reinfer_seconds / (double)(st.reinfers ? st.reinfers : 1);
-  double ratio = per_reinfer / st.trace_seconds;
+  double per_trace = st.trace_seconds / (double)st.traces;
+  double ratio = per_reinfer / per_trace;
   double us_node = per_reinfer / (double)st.nodes * 1e6;
   printf("decode-step graph: %llu traced nodes, %llu after simplify+fuse "
          "(%llu fused groups, %llu merged)\n",
          (unsigned long long)st.traced_nodes, (unsigned long long)st.nodes,
          (unsigned long long)st.fused_groups, (unsigned long long)st.cse_merged);
-  printf("trace + simplify + fuse: %.3f ms; %llu traces, %llu replays, %llu "
-         "fallbacks\n",
-         st.trace_seconds * 1e3, (unsigned long long)st.traces,
+  printf("trace + simplify + fuse: %.3f ms per trace; %llu traces, %llu "
+         "replays, %llu fallbacks\n",
+         per_trace * 1e3, (unsigned long long)st.traces,
          (unsigned long long)st.replays, (unsigned long long)st.fallbacks);
   printf("shapeless replay (re-infer all shapes): %.3f ms = %.3f us/node = "
          "%.2f%% of a trace\n",
@@ -171,7 +172,7 @@ int main(void) {
          "replay_ms=%.4f replay_us_per_node=%.3f replay_over_trace=%.4f "
          "traces=%llu fused_ms=%.2f unfused_ms=%.2f fusion_speedup=%.2f\n",
          (unsigned long long)st.nodes, (unsigned long long)st.traced_nodes,
-         st.trace_seconds * 1e3 / (double)st.traces, per_reinfer * 1e3,
+         per_trace * 1e3, per_reinfer * 1e3,
          us_node, ratio, (unsigned long long)st.traces, tf * 1e3, tu * 1e3,
          tu / tf);
   am_array_free(x);

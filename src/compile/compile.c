@@ -128,6 +128,8 @@ static void entry_release(am_centry *e) {
   free(e->outputs);
   free(e->key_in);
   free(e->guards);
+  free(e->proven);
+  free(atomic_load(&e->spare));
   free(e);
 }
 
@@ -538,7 +540,8 @@ static am_status trace(am_compiled f, am_arr *const *in, bool key_shapes,
 /* Infers every value's meta for new input shapes; AM_ERR_CANNOT_INFER with
  * `why` filled when the entry cannot serve them. */
 static am_status reinfer(const am_centry *e, am_arr *const *in, am_meta *m,
-                         char *why, size_t nwhy) {
+                         char *why, size_t nwhy, bool *guard_broke) {
+  *guard_broke = false;
   for (int i = 0; i < e->n_inputs; i++) m[i] = in[i]->m;
   for (int v = e->n_inputs; v < e->n_values; v++)
     if (e->consts[v]) m[v] = e->traced[v];
@@ -546,7 +549,6 @@ static am_status reinfer(const am_centry *e, am_arr *const *in, am_meta *m,
   for (int k = 0; k < e->n_nodes; k++) {
     const am_cnode *n = &e->nodes[k];
     for (int i = 0; i < n->n_in; i++) im[i] = &m[n->in[i]];
-    am_clear_error();
     am_status s = n->prim->output_shapes(im, n->n_in, n->params,
                                          m + n->out0, n->n_out);
     if (s) {
@@ -576,6 +578,7 @@ static am_status reinfer(const am_centry *e, am_arr *const *in, am_meta *m,
                "input size that is now %lld: it may be a captured shape",
                e->nodes[gd->node].prim->name, gd->node, (long long)gd->lit,
                (long long)p);
+      *guard_broke = true;
       return AM_ERR_CANNOT_INFER;
     }
   }
@@ -737,6 +740,96 @@ static am_status run_uncompiled(am_compiled f, am_arr *const *in,
 }
 
 /* ======================================================================
+ *  Guard refinement
+ * ====================================================================== */
+
+/* Constants made while tracing (scalars, folded subgraphs) are new arrays
+ * each trace: equal when they hold the same (small) data. */
+static bool same_const(const am_arr *x, const am_arr *y) {
+  if (x == y) return true;
+  if (!x || !y || x->m.dtype != y->m.dtype || x->m.ndim != y->m.ndim ||
+      memcmp(x->m.shape, y->m.shape, (size_t)x->m.ndim * sizeof(int64_t)) ||
+      x->size > 4096 || !am_arr_is_contiguous(x) || !am_arr_is_contiguous(y))
+    return false;
+  return !memcmp(am_arr_ptr(x), am_arr_ptr(y),
+                 (size_t)x->size * am_dtype_size(x->m.dtype));
+}
+
+/* Same tape: nodes, params, wiring, constants. */
+static bool same_structure(const am_centry *a, const am_centry *b) {
+  if (a->n_nodes != b->n_nodes || a->n_values != b->n_values ||
+      a->n_outputs != b->n_outputs)
+    return false;
+  for (int v = 0; v < a->n_values; v++)
+    if (!same_const(a->consts[v], b->consts[v])) return false;
+  for (int j = 0; j < a->n_outputs; j++)
+    if (a->outputs[j] != b->outputs[j]) return false;
+  for (int k = 0; k < a->n_nodes; k++) {
+    const am_cnode *x = &a->nodes[k], *y = &b->nodes[k];
+    if (x->op != y->op || x->n_in != y->n_in || x->n_out != y->n_out ||
+        x->out0 != y->out0 || x->params_size != y->params_size)
+      return false;
+    for (int i = 0; i < x->n_in; i++)
+      if (x->in[i] != y->in[i]) return false;
+    am_node nx = {.op = x->op, .prim = x->prim, .params = x->params,
+                  .params_size = x->params_size};
+    am_node ny = {.op = y->op, .prim = y->prim, .params = y->params,
+                  .params_size = y->params_size};
+    if (!am_params_equal(&nx, &ny)) return false;
+  }
+  return true;
+}
+
+static bool is_proven(const am_centry *e, int node, int64_t lit) {
+  for (int i = 0; i < e->n_proven; i++)
+    if (e->proven[i].node == node && e->proven[i].lit == lit) return true;
+  return false;
+}
+
+/* A guard of `old` broke at the sizes in m (metas of the new call), and a
+ * re-trace at those sizes gave the very same tape `e`: the literal did not
+ * follow the size that moved, so it is a constant that only coincided with
+ * an input size. e keeps old's key and drops every guard on such a literal
+ * (for good: the proof carries over to later re-traces). */
+static am_status refine_guards(const am_centry *old, am_centry *e,
+                               const am_meta *m) {
+  int cap = old->n_proven + old->n_guards;
+  am_guard *pr = malloc((size_t)(cap ? cap : 1) * sizeof *pr);
+  if (!pr) return am_set_error(AM_ERR_OOM, "compile: out of memory");
+  int n = 0;
+  for (int i = 0; i < old->n_proven; i++) pr[n++] = old->proven[i];
+  for (int g = 0; g < old->n_guards; g++) {
+    const am_guard *gd = &old->guards[g];
+    int64_t p = 1;
+    for (int d = gd->a; d <= gd->b; d++) p *= m[gd->value].shape[d];
+    if (p != gd->lit) pr[n++] = *gd;
+  }
+  free(e->proven);
+  e->proven = pr;
+  e->n_proven = n;
+  int w = 0;
+  for (int g = 0; g < e->n_guards; g++)
+    if (!is_proven(e, e->guards[g].node, e->guards[g].lit))
+      e->guards[w++] = e->guards[g];
+  e->n_guards = w;
+  e->key_shapes = old->key_shapes;
+  e->hash = old->hash;
+  return AM_OK;
+}
+
+static void unlink_entry(am_compiled f, am_centry *e) {
+  for (am_centry *x = f->head; x; x = x->next) {
+    if (x != e) continue;
+    if (e->prev) e->prev->next = e->next;
+    else f->head = e->next;
+    if (e->next) e->next->prev = e->prev;
+    f->n_entries--;
+    entry_release(e); /* the cache's reference */
+    return;
+  }
+}
+
+/* ======================================================================
  *  Calls
  * ====================================================================== */
 
@@ -794,7 +887,7 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
   am_meta *key = n_in <= 8 ? key_local : malloc((size_t)n_in * sizeof *key);
   am_meta *m = NULL;
   am_arr **want = NULL;
-  am_centry *e = NULL;
+  am_centry *e = NULL, *old = NULL, *m_owner = NULL;
   am_status s = AM_OK;
   for (int j = 0; j < f->n_out; j++) out[j] = NULL;
   if (!consumed || !key) {
@@ -834,13 +927,19 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
   bool need_trace = !e, key_shapes = !f->o.shapeless;
   char why[512] = "";
   if (e && !same_shapes(e, in)) {
-    m = malloc((size_t)e->n_values * sizeof *m);
+    /* Reuse the entry's spare metas buffer: replays then allocate nothing
+     * here (a fresh one would be a page-faulting mmap for big tapes). */
+    m = atomic_exchange(&e->spare, NULL);
+    if (!m) m = malloc((size_t)e->n_values * sizeof *m);
+    m_owner = e;
+    atomic_fetch_add(&e->refs, 1); /* m goes back to it at the end */
     if (!m) {
       s = am_set_error(AM_ERR_OOM, "am_compiled_call: out of memory");
       goto done;
     }
     double t0 = now_s();
-    s = reinfer(e, in, m, why, sizeof why);
+    bool guard_broke;
+    s = reinfer(e, in, m, why, sizeof why, &guard_broke);
     double dt = now_s() - t0;
     pthread_mutex_lock(&f->lock);
     f->st.reinfer_seconds += dt;
@@ -848,7 +947,8 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
     if (s == AM_ERR_CANNOT_INFER) {
       need_trace = true;
       key_shapes = true;
-      entry_release(e);
+      if (guard_broke) old = e; /* kept to refine its guards */
+      else entry_release(e);
       e = NULL;
       s = AM_OK;
     } else if (s) {
@@ -879,21 +979,21 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
     s = trace(f, in, key_shapes, &e);
     double dt = now_s() - t0;
     if (s) goto done;
-    if (f->o.shapeless && e->key_shapes && !why[0] && e->shape_dep_op)
-      snprintf(why, sizeof why, "%s is shape-dependent", e->shape_dep_op);
+    bool refined = old && same_structure(old, e);
+    if (refined) s = refine_guards(old, e, m);
+    if (s) goto done;
     pthread_mutex_lock(&f->lock);
     f->st.traces++;
     f->st.trace_seconds += dt;
+    if (refined) unlink_entry(f, old);
     insert_entry(f, e);
     pthread_mutex_unlock(&f->lock);
-    free(m);
-    m = NULL;
   } else {
     pthread_mutex_lock(&f->lock);
     f->st.replays++;
     pthread_mutex_unlock(&f->lock);
   }
-  s = run_tape(e, in, consumed, m ? m : e->traced, out);
+  s = run_tape(e, in, consumed, m && !need_trace ? m : e->traced, out);
   for (int i = 0; i < n_in; i++) consumed[i] = false; /* handed over */
   if (!s && want) {
     s = verify_outputs(f, (am_arr *const *)out, want);
@@ -912,8 +1012,14 @@ done:
   if (want)
     for (int j = 0; j < f->n_out; j++) am_arr_release(want[j]);
   free(want);
-  free(m);
+  if (m_owner) { /* m back to its entry, or freed */
+    am_meta *expect = NULL;
+    if (!m || !atomic_compare_exchange_strong(&m_owner->spare, &expect, m))
+      free(m);
+    entry_release(m_owner);
+  }
   entry_release(e);
+  entry_release(old);
   if (consumed && consumed != consumed_local) free(consumed);
   if (key && key != key_local) free(key);
   if (s) {

@@ -38,6 +38,9 @@ typedef struct am_centry {
                        INT32_MAX for outputs                           */
   am_guard *guards;
   int n_guards;
+  am_guard *proven; /* (node, lit) shown constant by a re-trace         */
+  _Atomic(am_meta *) spare; /* a metas buffer kept for the next replay   */
+  int n_proven;
   int traced_nodes, cse_merged, fused_groups;
 } am_centry;
 
