@@ -33,7 +33,8 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	./$(BUILD)/examples/01-lazy-eval
+	./$(BUILD)/examples/00-readme
+	./$(BUILD)/examples/02-shapeless-compile
 
 test-normal: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

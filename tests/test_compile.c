@@ -138,6 +138,33 @@ static void test_pitfall_captured_reshape(void) {
   am_compiled_free(f);
 }
 
+/* A literal that only coincides with an input size (4 heads, traced with
+ * 4 tokens) costs one re-trace, which proves it constant; then replays. */
+static am_status f_heads(void *ctx, const am_array *in, int n_in,
+                         am_array *out, int n_out) {
+  out[0] = am_exp(am_unflatten(in[0], -1, (int64_t[]){4, -1}, 2));
+  return AM_OK;
+}
+
+static void test_guard_refinement(void) {
+  am_compile_options o = {.shapeless = true};
+  am_compiled f = am_compile(f_heads, NULL, 1, 1, &o);
+  t_rng r = {13};
+  int64_t tokens[] = {4, 5, 1, 2, 3, 4, 6, 7, 8};
+  am_scope_push();
+  for (int i = 0; i < 9; i++) {
+    am_array x = t_rand(&r, (int64_t[]){tokens[i], 8}, 2, AM_F32, -1, 1);
+    call_and_compare(f, f_heads, &x, 1, 1, "coincident literal");
+  }
+  am_scope_pop();
+  am_compile_stats st = am_compiled_stats(f);
+  CHECK(st.traces == 2 && st.fallbacks == 1 && st.entries == 1,
+        "traces %llu fallbacks %llu entries %llu",
+        (unsigned long long)st.traces, (unsigned long long)st.fallbacks,
+        (unsigned long long)st.entries);
+  am_compiled_free(f);
+}
+
 /* Size-1 axes at trace time must not make a reduction disappear. */
 static am_status f_size1_reduce(void *ctx, const am_array *in, int n_in,
                                 am_array *out, int n_out) {
@@ -681,6 +708,7 @@ int main(void) {
   test_shapeless_many_shapes();
   test_pitfall_captured_reshape();
   test_pitfall_size1_reduce();
+  test_guard_refinement();
   test_pitfall_captured_broadcast();
   test_property();
   test_state_in_place();
