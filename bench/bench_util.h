@@ -68,9 +68,25 @@ static void bench_scale_part(void *c, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; i++) x->b[i] = x->a[i] * 2.0f;
 }
 
+/* The same with non-temporal stores (no read of the destination): the
+ * best a streaming op can do. */
+__attribute__((target("avx2"))) static void bench_scale_nt_part(void *c,
+                                                                int64_t b,
+                                                                int64_t e) {
+  bench_bw_ctx *x = c;
+  int64_t i = b;
+  for (; i < e && ((uintptr_t)(x->b + i) & 31); i++) x->b[i] = x->a[i] * 2.0f;
+  __m256 two = _mm256_set1_ps(2.0f);
+  for (; i + 8 <= e; i += 8)
+    _mm256_stream_ps(x->b + i, _mm256_mul_ps(_mm256_loadu_ps(x->a + i), two));
+  for (; i < e; i++) x->b[i] = x->a[i] * 2.0f;
+  _mm_sfence();
+}
+
 /* Best-of-reps GB/s over `bytes` of float32 on all pool threads:
- * read-only (sum) or read+write (b = 2a, ordinary stores: the traffic of a
- * unary op). */
+ * read-only (sum) or read+write (b = 2a: the traffic of a unary op; the
+ * better of ordinary and non-temporal stores, counted as bytes read plus
+ * bytes written). */
 static inline double bench_bandwidth_gbs(size_t bytes, bool write) {
   int64_t n = (int64_t)(bytes / 4);
   float *a = aligned_alloc(64, (size_t)n * 4 + 64);
@@ -80,10 +96,12 @@ static inline double bench_bandwidth_gbs(size_t bytes, bool write) {
   bench_bw_ctx c = {.a = a, .b = b};
   int nt = am_get_num_threads();
   double best = 1e30;
-  for (int r = 0; r < 7; r++) {
+  for (int r = 0; r < (write ? 14 : 7); r++) {
+    am_range_fn fn = !write                        ? bench_read_part
+                     : (r & 1) && am_cpu_has_avx2() ? bench_scale_nt_part
+                                                    : bench_scale_part;
     double t0 = bench_now();
-    am_parallel_for(n, (n + nt - 1) / nt, write ? bench_scale_part : bench_read_part,
-                    &c);
+    am_parallel_for(n, (n + nt - 1) / nt, fn, &c);
     double t = bench_now() - t0;
     if (t < best) best = t;
   }
