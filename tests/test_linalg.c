@@ -340,6 +340,10 @@ static void test_big(void) {
     for (int l = 0; l < 2; l++) {
       int lt = l ? L_TRANS : L_CONTIG;
       big_mm(&r, dt, 0, 0, 1, 700, 2100, L_CONTIG, lt, "decode row");
+      big_mm(&r, dt, 0, 0, 3, 300, 1100, lt, lt, "few rows");
+      big_mm(&r, dt, 0, 0, 8, 200, 300, L_SPREAD, lt, "8 rows");
+      big_mm(&r, dt, 2, 0, 5, 200, 300, lt, lt, "batched few rows");
+      big_mm(&r, dt, 0, 0, 9, 200, 300, lt, lt, "9 rows (BLAS)");
       big_mm(&r, dt, 0, 0, -1, 700, 2100, L_SPREAD, lt, "1-d row");
       big_mm(&r, dt, 0, 0, 900, 700, -1, lt, L_CONTIG, "matrix @ vector");
       big_mm(&r, dt, 0, 0, 150, 130, 170, lt, L_CONTIG, "gemm");
