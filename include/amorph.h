@@ -503,7 +503,8 @@ AM_API am_array am_matmul(am_array a, am_array b);
 /** beta * c + alpha * (a @ b) (MLX addmm): a and b as am_matmul; c
  * broadcasts (one way) to the product's shape and shares its dtype (a weak
  * scalar c takes it). As in BLAS, beta == 0 ignores c altogether (NaN in
- * c does not propagate). */
+ * c does not propagate). A c of the result's shape that is dead at eval
+ * (no handle, no other consumer) lends its buffer to the result. */
 AM_API am_array am_addmm(am_array c, am_array a, am_array b, float alpha,
                          float beta);
 /** 1-d convolution in MLX's layout: x [N, L, C_in], w [C_out, K,
