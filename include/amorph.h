@@ -514,6 +514,38 @@ AM_API am_array am_topk(am_array x, int k, int axis);
 
 /* (section: linalg) */
 
+/* Operands must be float (float16, bfloat16, float32, float64; integer or
+ * bool operands give AM_ERR_DTYPE); two different float dtypes are cast to
+ * their common one first (f16 with bf16 gives float32), which is also the
+ * result's dtype. float16/bfloat16 multiply in float32 and round once on
+ * store. Any strides are accepted: row-major and transposed views (such
+ * as am_transpose of a weight) are read in place, other layouts copied. */
+
+/** NumPy matmul: a [..., M, K] @ b [..., K, N] -> [..., M, N], the batch
+ * dims (all but the last two) broadcast. A 1-d a is a row [1, K] and a 1-d
+ * b a column [K, 1], that dim being dropped from the result (1-d @ 1-d is
+ * a 0-d dot product). 0-d operands and differing inner dims are
+ * AM_ERR_SHAPE. K == 0 gives zeros. */
+AM_API am_array am_matmul(am_array a, am_array b);
+/** beta * c + alpha * (a @ b) (MLX addmm): a and b as am_matmul; c
+ * broadcasts (one way) to the product's shape and shares its dtype (a weak
+ * scalar c takes it). As in BLAS, beta == 0 ignores c altogether (NaN in
+ * c does not propagate). A c of the result's shape that is dead at eval
+ * (no handle, no other consumer) lends its buffer to the result. */
+AM_API am_array am_addmm(am_array c, am_array a, am_array b, float alpha,
+                         float beta);
+/** 1-d convolution in MLX's layout: x [N, L, C_in], w [C_out, K,
+ * C_in/groups] -> [N, L_out, C_out] with L_out = (L + 2*padding -
+ * dilation*(K-1) - 1) / stride + 1, zero padding on both ends, and
+ * groups dividing C_in and C_out (groups == C_in == C_out is depthwise).
+ * This is cross-correlation, as MLX and PyTorch compute it (the kernel is
+ * not flipped): out[n, t, o] = sum_{k, i} x[n, t*stride + k*dilation -
+ * padding, g*C_in/groups + i] * w[o, k, i] with g the group of o.
+ * A kernel longer than the padded input is AM_ERR_SHAPE; stride,
+ * dilation, groups < 1 or padding < 0 are AM_ERR_INVALID_ARG. */
+AM_API am_array am_conv1d(am_array x, am_array w, int stride, int padding,
+                          int dilation, int groups);
+
 /* ======================================================================
  *  Neural-network ops: norms, RoPE, attention, activations
  * ====================================================================== */
