@@ -14,12 +14,7 @@
  */
 #include "bench_util.h"
 
-/* OpenBLAS is a private dependency of libamorph; its header is not on
- * this target's include path, so the one prototype is declared here. */
-void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
-                 const float *a, int lda, const float *b, int ldb, float beta,
-                 float *c, int ldc);
-enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111 };
+#include <cblas.h>
 
 static am_array rand_matrix(int64_t rows, int64_t cols, am_dtype dt,
                             uint32_t seed) {
@@ -73,7 +68,7 @@ int main(void) {
   double t_blas = 1e30;
   for (int r = 0; r < reps; r++) {
     double t0 = bench_now();
-    cblas_sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, (int)n, (int)n,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n,
                 (int)n, 1.0f, pa, (int)n, pb, (int)n, 0.0f, c, (int)n);
     double t = bench_now() - t0;
     if (t < t_blas) t_blas = t;

@@ -17,17 +17,12 @@
  */
 #include "../core/internal.h"
 
+#include "linalg_internal.h"
+
 #include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
 
-/* Shared with linalg.c. */
-void am_linalg_blas_init(void);
-void am_linalg_convert(const void *src, am_dtype st, void *dst, am_dtype dt,
-                       int64_t n);
-am_array am_linalg_make(int op, const void *params, am_arr **in, int n);
-bool am_linalg_simd(void);
-void *am_linalg_scratch(size_t bytes, am_buffer **owner);
 
 typedef struct {
   int stride, padding, dilation, groups;

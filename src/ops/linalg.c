@@ -27,7 +27,7 @@
  * with am_parallel_for; larger batch matrices run one after another, each
  * threaded by OpenBLAS, so two thread pools never compete.
  */
-#include "../core/internal.h"
+#include "linalg_internal.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -46,7 +46,6 @@ static atomic_int g_blas_threads;
 
 /* Gives OpenBLAS as many threads as the pool has (only when that count
  * changed: the call is cheap but not free). */
-void am_linalg_blas_init(void);
 void am_linalg_blas_init(void) {
   int n = am_get_num_threads();
   if (atomic_exchange(&g_blas_threads, n) != n) openblas_set_num_threads(n);
@@ -289,7 +288,6 @@ static bool use_avx2(void) {
 #endif
 
 /* Whether the AVX2 kernels run (for conv.c's depthwise kernel). */
-bool am_linalg_simd(void);
 bool am_linalg_simd(void) {
   return use_avx2();
 }
@@ -351,15 +349,12 @@ static void cvt_range(void *c, int64_t b, int64_t e) {
  * sizes every step, so its temporaries cost no page faults. Released with
  * am_buffer_release(*owner). NULL (error set) when out of memory. Also
  * used by conv.c. */
-void *am_linalg_scratch(size_t bytes, am_buffer **owner);
 void *am_linalg_scratch(size_t bytes, am_buffer **owner) {
   *owner = am_buffer_new(bytes ? bytes : 1);
   return *owner ? (*owner)->data : NULL;
 }
 
 /* Converts n contiguous elements on the thread pool (also used by conv.c). */
-void am_linalg_convert(const void *src, am_dtype st, void *dst, am_dtype dt,
-                       int64_t n);
 void am_linalg_convert(const void *src, am_dtype st, void *dst, am_dtype dt,
                        int64_t n) {
   cvt_ctx c = {src, dst, st, dt};
@@ -941,7 +936,6 @@ const am_prim am_prim_addmm = {
  * bool operands are left as they are: output_shapes rejects them with a
  * message naming the op and shapes. The casts are intermediates of a
  * private scope, so the caller gets exactly one reference. */
-am_array am_linalg_make(int op, const void *params, am_arr **in, int n);
 am_array am_linalg_make(int op, const void *params, am_arr **in, int n) {
   for (int i = 0; i < n; i++)
     if (!in[i])
