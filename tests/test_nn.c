@@ -10,10 +10,12 @@
 
 #include <float.h>
 
-/* nn_simd.c: 0 portable, 1 up to AVX2, 2 up to AVX-512. */
+/* nn_simd.c: 0 portable, 1 up to AVX2, 2 up to AVX-512, 3 the default, 4
+ * the AVX512-BF16 kernels wherever the CPU has them. */
 void am_nn_simd_limit(int level);
 
-static const char *const level_name[3] = {"portable", "avx2", "avx512"};
+static const char *const level_name[5] = {"portable", "avx2", "avx512", "auto",
+                                          "avx512-bf16"};
 
 /* ---------------------------------------------------------- helpers */
 
@@ -294,7 +296,7 @@ static void test_norm_hand(void) {
       read_f64(am_rms_norm(am_astype(x, AM_F64), am_astype(w, AM_F64), 1e-5f));
   double *l64 = read_f64(am_layer_norm(
       am_astype(x, AM_F64), am_astype(w, AM_F64), am_astype(b, AM_F64), 1e-5f));
-  for (int lv2 = 0; lv2 < 3; lv2++) {
+  for (int lv2 = 0; lv2 < 5; lv2++) {
     am_nn_simd_limit(lv2);
     char what[64];
     snprintf(what, sizeof what, "rms long %s", level_name[lv2]);
@@ -302,7 +304,7 @@ static void test_norm_hand(void) {
     snprintf(what, sizeof what, "ln long %s", level_name[lv2]);
     t_expect(am_layer_norm(x, w, b, 1e-5f), l64, 7 * 1003, 1e-5, 1e-5, what);
   }
-  am_nn_simd_limit(2);
+  am_nn_simd_limit(3);
   free(w64);
   free(l64);
   /* empty: no rows, or rows of length 0 */
@@ -478,7 +480,7 @@ static void test_sdpa_golden(const t_golden *g) {
       "sdpa_mha",    "sdpa_gqa2_dv",       "sdpa_gqa8_decode",
       "sdpa_causal", "sdpa_causal_square", "sdpa_causal_qoff",
       "sdpa_bool",   "sdpa_additive",      "sdpa_causal_short_kv"};
-  for (int lv = 0; lv < 3; lv++) {
+  for (int lv = 0; lv < 5; lv++) {
     am_nn_simd_limit(lv);
     for (int i = 0; i < 9; i++) {
       am_scope_push();
@@ -492,7 +494,7 @@ static void test_sdpa_golden(const t_golden *g) {
         snprintf(what, sizeof what, "%s %s", names[i], level_name[lv]);
         expect_g(am_sdpa(q, k, v, (float)p[0], mask, p[1] != 0, qoff), c, "y",
                  2e-5, 2e-6, what);
-        if (lv == 2) { /* float64 reference path, strided q */
+        if (lv == 4) { /* float64 reference path, strided q */
           snprintf(what, sizeof what, "%s f64", names[i]);
           expect_g(am_sdpa(strided(am_astype(q, AM_F64)), am_astype(k, AM_F64),
                            am_astype(v, AM_F64), (float)p[0], mask, p[1] != 0,
@@ -503,7 +505,7 @@ static void test_sdpa_golden(const t_golden *g) {
       am_scope_pop();
     }
   }
-  am_nn_simd_limit(2);
+  am_nn_simd_limit(3);
 }
 
 static void test_sdpa_hand(void) {
@@ -557,12 +559,12 @@ static void test_sdpa_reference(void) {
   static const int64_t groups[3] = {1, 2, 8};
   uint64_t seed = 100;
   int quick = t_quick();
-  for (int lv = 0; lv < 3; lv++) {
+  for (int lv = 0; lv < 5; lv++) {
     am_nn_simd_limit(lv);
     for (int gi = 0; gi < 3; gi++) {
       static const am_dtype dts[3] = {AM_F32, AM_BF16, AM_F16};
       for (int di = 0; di < 3; di++) {
-        if (quick && (gi != 2 || lv == 1)) continue;
+        if (quick && (gi != 2 || (lv != 0 && lv != 4))) continue;
         att_cfg c = {.B = 1,
                      .Hq = 2 * groups[gi],
                      .Hkv = 2,
@@ -581,7 +583,7 @@ static void test_sdpa_reference(void) {
       }
     }
   }
-  am_nn_simd_limit(2);
+  am_nn_simd_limit(3);
   /* odd sizes: head dims off the vector width, Dv != D, several batches,
    * GQA with Lq > 1 (decode of a few tokens and prefill), masks, causal
    * with and without q_offset, transposed K/V, float64 */
@@ -693,7 +695,7 @@ static void test_sdpa_compiled(void) {
 static void test_axis_golden(const t_golden *g) {
   static const char *const names[] = {"softmax_ax0", "softmax_ax1",
                                       "softmax_ax2", "softmax_extreme"};
-  for (int lv = 0; lv < 3; lv++) {
+  for (int lv = 0; lv < 5; lv++) {
     am_nn_simd_limit(lv);
     for (int i = 0; i < 4; i++) {
       am_scope_push();
@@ -717,7 +719,7 @@ static void test_axis_golden(const t_golden *g) {
       am_scope_pop();
     }
   }
-  am_nn_simd_limit(2);
+  am_nn_simd_limit(3);
   static const char *const l2[] = {"l2_ax1", "l2_ax0"};
   for (int i = 0; i < 2; i++) {
     am_scope_push();
@@ -740,7 +742,7 @@ static void test_axis_golden(const t_golden *g) {
 static void test_act_golden(const t_golden *g) {
   const t_gcase *c = t_golden_case(g, "act");
   if (!c) return;
-  for (int lv = 0; lv < 3; lv++) {
+  for (int lv = 0; lv < 5; lv++) {
     am_nn_simd_limit(lv);
     am_scope_push();
     am_array x = garr(c, "x");
@@ -771,7 +773,7 @@ static void test_act_golden(const t_golden *g) {
     free(ybv);
     am_scope_pop();
   }
-  am_nn_simd_limit(2);
+  am_nn_simd_limit(3);
 }
 
 static void test_axis_act_misc(void) {

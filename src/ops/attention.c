@@ -135,7 +135,7 @@ typedef struct {
   int64_t ms[4];
   am_dtype mt;
   /* tasks: (b, kvh, row block, split) */
-  int64_t rows, nrb, nsplit, split_len;
+  int64_t rows, rmax, nrb, nsplit, split_len;
   float *part; /* per task and row: m, l, skipped, acc[Dv] */
   const am_nn_vec *vec;
   am_nn_map exp;
@@ -240,13 +240,82 @@ static void apply_mask(const att_ctx *c, int64_t b, int64_t hq, int64_t i,
     s[j] += add[j];
 }
 
+/* q * scale rounded to q's dtype, as MLX computes it (exact for the usual
+ * power-of-two scales of bfloat16/float16 q); qb, when not NULL, gets the
+ * bfloat16 bits for the dot-product kernel. */
+static void round_q(am_dtype t, float *q, uint16_t *qb, int64_t n) {
+  if (t == AM_BF16)
+    for (int64_t i = 0; i < n; i++) {
+      uint16_t h = am_f32_to_bf16(q[i]);
+      q[i] = am_bf16_to_f32(h);
+      if (qb) qb[i] = h;
+    }
+  else if (t == AM_F16)
+    for (int64_t i = 0; i < n; i++)
+      q[i] = am_f16_to_f32(am_f32_to_f16(q[i]));
+}
+
+/* bfloat16 probabilities, as MLX's bfloat16 path multiplies them with V;
+ * the row sum is taken from the rounded values, so the weights still sum
+ * to exactly one after the final division. */
+static void round_p(float *p, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    p[i] = am_bf16_to_f32(am_f32_to_bf16(p[i]));
+}
+
 typedef struct {
-  float *q;   /* rows x D, scaled */
-  float *s;   /* ATT_TILE x ATT_BK scores, then probabilities */
-  float *acc; /* rows x Dv */
+  uint16_t *qb; /* rows x D, bfloat16 q for the dot-product kernel, or NULL */
+  float *q;     /* rows x D, scaled */
+  float *s;     /* ATT_TILE x ATT_BK scores, then probabilities */
+  float *acc;   /* rows x Dv */
   float *m, *l, *corr;
   float lim[ATT_ROWS]; /* per row: keys at or past lim were skipped */
 } att_scratch;
+
+/* One tile of rt rows (scratch rows t0..) against keys [jb, jb + nk):
+ * scores, masks, the online-softmax update and P @ V. */
+static void tile_block(const att_ctx *c, att_scratch *w, int64_t b, int64_t kvh,
+                       int64_t row0, int rt, int64_t t0, int64_t jb, int64_t nk,
+                       const char *kb, const char *vb) {
+  const am_nn_vec *vec = c->vec;
+  int64_t kes = (int64_t)esize(c->kvt);
+  if (w->qb)
+    vec->scores_bf16dp(rt, w->qb + t0 * c->D, c->D, kb + jb * c->ks[2] * kes,
+                       c->ks[2], nk, c->D, w->s, ATT_BK);
+  else
+    vec->scores[c->kt](rt, w->q + t0 * c->D, c->D, kb + jb * c->ks[2] * kes,
+                       c->ks[2], nk, c->D, w->s, ATT_BK);
+  for (int r = 0; r < rt; r++) {
+    int64_t row = row0 + r, i = row_query(c, row);
+    int64_t hq = kvh * c->G + row % c->G;
+    float *s = w->s + r * ATT_BK;
+    if (c->mp) apply_mask(c, b, hq, i, jb, nk, s);
+    if (c->causal) /* keys after position qoff + i are hidden */
+      for (int64_t j = c->qoff + i + 1 - jb < 0 ? 0 : c->qoff + i + 1 - jb;
+           j < nk; j++)
+        s[j] = -FLT_MAX;
+    float *m = w->m + t0 + r, *l = w->l + t0 + r;
+    float mn = vec->max(s, nk);
+    if (*m > mn) mn = *m;
+    if (mn == -INFINITY) { /* nothing finite yet: keep l = acc = 0 */
+      w->corr[r] = 1.0f;
+      memset(s, 0, (size_t)nk * sizeof *s);
+      continue;
+    }
+    w->corr[r] = expf(*m - mn);
+    vec->affine(s, s, -mn, 1.0f, NULL, NULL, NULL, nk);
+    am_nn_map1(c->exp, s, s, nk);
+    if (c->kvt == AM_BF16) round_p(s, nk);
+    *l = *l * w->corr[r] + vec->sum(s, nk);
+    *m = mn;
+  }
+  if (c->kt == AM_NN_KV_BF16 && vec->pv_bf16dp)
+    vec->pv_bf16dp(rt, w->s, ATT_BK, vb + jb * c->vs[2] * kes, c->vs[2], nk,
+                   c->Dv, w->acc + t0 * c->Dv, c->Dv, w->corr);
+  else
+    vec->pv[c->kt](rt, w->s, ATT_BK, vb + jb * c->vs[2] * kes, c->vs[2], nk,
+                   c->Dv, w->acc + t0 * c->Dv, c->Dv, w->corr);
+}
 
 /* Rows [r0, r1) of group (b, kvh) over keys [j0, j1): leaves each row's
  * running max, sum and accumulator in the scratch. */
@@ -266,67 +335,57 @@ static void att_rows_keys(const att_ctx *c, att_scratch *w, int64_t b,
                                        (int64_t)qes,
                    q->strides[3] * (int64_t)qes, q->m.dtype, c->D, qr);
     vec->affine(qr, qr, 0.0f, c->scale, NULL, NULL, NULL, c->D);
+    round_q(q->m.dtype, qr, w->qb ? w->qb + r * c->D : NULL, c->D);
     w->m[r] = -INFINITY;
     w->l[r] = 0;
     memset(w->acc + r * c->Dv, 0, (size_t)c->Dv * sizeof(float));
   }
   const char *kb = c->kp + (b * c->ks[0] + kvh * c->ks[1]) * (int64_t)kes;
   const char *vb = c->vp + (b * c->vs[0] + kvh * c->vs[1]) * (int64_t)kes;
-  for (int64_t t0 = 0; t0 < nr; t0 += ATT_TILE) {
-    int rt = (int)(nr - t0 < ATT_TILE ? nr - t0 : ATT_TILE);
-    /* keys past the tile's last visible one are hidden for all its rows */
+  /* With causal, keys past a tile's last visible one are hidden for all
+   * its rows: the tile stops there (and its rows note the skip). */
+  int64_t tend[ATT_ROWS / ATT_TILE], jmax = j0;
+  int ntiles = (int)((nr + ATT_TILE - 1) / ATT_TILE);
+  for (int t = 0; t < ntiles; t++) {
+    int64_t t0 = (int64_t)t * ATT_TILE;
+    int64_t last = r0 + (nr - t0 < ATT_TILE ? nr : t0 + ATT_TILE) - 1;
     int64_t end = j1;
     if (c->causal) {
-      int64_t last = c->qoff + row_query(c, r0 + t0 + rt - 1) + 1;
-      if (last < end) end = last < j0 ? j0 : last;
+      int64_t vis = c->qoff + row_query(c, last) + 1;
+      if (vis < end) end = vis < j0 ? j0 : vis;
     }
-    for (int r = 0; r < rt; r++)
-      w->lim[t0 + r] = (float)(end < j1);
-    for (int64_t jb = j0; jb < end; jb += ATT_BK) {
-      int64_t nk = end - jb < ATT_BK ? end - jb : ATT_BK;
-      vec->scores[c->kt](rt, w->q + t0 * c->D, c->D,
-                         kb + jb * c->ks[2] * (int64_t)kes, c->ks[2], nk, c->D,
-                         w->s, ATT_BK);
-      for (int r = 0; r < rt; r++) {
-        int64_t row = r0 + t0 + r, i = row_query(c, row);
-        int64_t hq = kvh * c->G + row % c->G;
-        float *s = w->s + r * ATT_BK;
-        if (c->mp) apply_mask(c, b, hq, i, jb, nk, s);
-        if (c->causal) /* keys after position qoff + i are hidden */
-          for (int64_t j = c->qoff + i + 1 - jb < 0 ? 0 : c->qoff + i + 1 - jb;
-               j < nk; j++)
-            s[j] = -FLT_MAX;
-        float *m = w->m + t0 + r, *l = w->l + t0 + r;
-        float mn = vec->max(s, nk);
-        if (*m > mn) mn = *m;
-        if (mn == -INFINITY) { /* nothing finite yet: keep l = acc = 0 */
-          w->corr[r] = 1.0f;
-          memset(s, 0, (size_t)nk * sizeof *s);
-          continue;
-        }
-        w->corr[r] = expf(*m - mn);
-        vec->affine(s, s, -mn, 1.0f, NULL, NULL, NULL, nk);
-        am_nn_map1(c->exp, s, s, nk);
-        *l = *l * w->corr[r] + vec->sum(s, nk);
-        *m = mn;
-      }
-      vec->pv[c->kt](rt, w->s, ATT_BK, vb + jb * c->vs[2] * (int64_t)kes,
-                     c->vs[2], nk, c->Dv, w->acc + t0 * c->Dv, c->Dv, w->corr);
+    tend[t] = end;
+    if (end > jmax) jmax = end;
+    for (int64_t r = t0; r < nr && r < t0 + ATT_TILE; r++)
+      w->lim[r] = (float)(end < j1);
+  }
+  /* Key blocks outermost: each K and V block is read from memory once and
+   * serves every tile from cache (the kernels prefetch ahead). */
+  for (int64_t jb = j0; jb < jmax; jb += ATT_BK) {
+    for (int t = 0; t < ntiles; t++) {
+      if (jb >= tend[t]) continue;
+      int64_t t0 = (int64_t)t * ATT_TILE;
+      int rt = (int)(nr - t0 < ATT_TILE ? nr - t0 : ATT_TILE);
+      int64_t nk = tend[t] - jb < ATT_BK ? tend[t] - jb : ATT_BK;
+      tile_block(c, w, b, kvh, r0 + t0, rt, t0, jb, nk, kb, vb);
     }
   }
 }
 
 static bool scratch_alloc(const att_ctx *c, att_scratch *w, void **mem) {
-  size_t n =
-      (size_t)(ATT_ROWS * (c->D + c->Dv + 3) + ATT_TILE * ATT_BK + ATT_TILE);
-  float *f = malloc(n * sizeof *f);
+  bool dp = c->kt == AM_NN_KV_BF16 && c->vec->scores_bf16dp;
+  int64_t rm = c->rmax;
+  size_t n = (size_t)(rm * (c->D + c->Dv + 3) + ATT_TILE * ATT_BK + ATT_TILE);
+  size_t nb = dp ? (size_t)(rm * c->D) * sizeof(uint16_t) : 0;
+  float *f = malloc(n * sizeof *f + nb + 16);
   *mem = f;
   if (!f) return false;
+  w->qb = dp ? (uint16_t *)(f + n) : NULL;
   w->q = f;
-  w->acc = w->q + ATT_ROWS * c->D;
-  w->m = w->acc + ATT_ROWS * c->Dv;
-  w->l = w->m + ATT_ROWS;
-  w->s = w->l + ATT_ROWS;
+  w->acc = w->q + rm * c->D;
+  w->m = w->acc + rm * c->Dv;
+  w->l = w->m + rm;
+  w->s = w->l + rm;
   w->corr = w->s + ATT_TILE * ATT_BK;
   return true;
 }
@@ -372,7 +431,7 @@ static void att_tasks(void *cv, int64_t t0, int64_t t1) {
     for (int64_t r = 0; r < r1 - r0; r++) {
       float *acc = w.acc + r * c->Dv;
       if (c->nsplit > 1) { /* partial: m, l, skipped, acc */
-        float *p = c->part + ((size_t)(t * ATT_ROWS + r)) * pstride;
+        float *p = c->part + ((size_t)(t * c->rmax + r)) * pstride;
         p[0] = w.m[r];
         p[1] = w.l[r];
         p[2] = w.lim[r];
@@ -406,14 +465,14 @@ static void att_combine(void *cv, int64_t g0, int64_t g1) {
       bool skipped = false;
       for (int64_t sp = 0; sp < c->nsplit; sp++) {
         const float *p =
-            c->part + ((size_t)((g * c->nsplit + sp) * ATT_ROWS + r)) * pstride;
+            c->part + ((size_t)((g * c->nsplit + sp) * c->rmax + r)) * pstride;
         if (p[0] > m) m = p[0];
         skipped |= p[2] != 0;
       }
       memset(acc, 0, (size_t)c->Dv * sizeof *acc);
       for (int64_t sp = 0; sp < c->nsplit; sp++) {
         const float *p =
-            c->part + ((size_t)((g * c->nsplit + sp) * ATT_ROWS + r)) * pstride;
+            c->part + ((size_t)((g * c->nsplit + sp) * c->rmax + r)) * pstride;
         if (p[0] == -INFINITY) continue; /* contributed nothing */
         float wgt = expf(p[0] - m);
         l += p[1] * wgt;
@@ -507,6 +566,7 @@ static am_status sdpa_eval(am_arr *const *in, int n_in, am_arr *const *out,
    * feed every thread, the keys are split too (decode). */
   c.rows = c.G * c.Lq;
   c.nrb = (c.rows + ATT_ROWS - 1) / ATT_ROWS;
+  c.rmax = c.rows < ATT_ROWS ? c.rows : ATT_ROWS; /* rows of a task, at most */
   int64_t groups = c.B * c.Hkv * c.nrb;
   int64_t want = 4 * (int64_t)am_get_num_threads();
   c.nsplit = 1;
@@ -520,16 +580,15 @@ static am_status sdpa_eval(am_arr *const *in, int n_in, am_arr *const *out,
   c.split_len = (c.split_len + ATT_BK - 1) / ATT_BK * ATT_BK;
   c.nsplit = (c.Lkv + c.split_len - 1) / c.split_len;
   if (c.nsplit > 1) {
-    c.part = malloc((size_t)(groups * c.nsplit * ATT_ROWS) *
-                    (size_t)(c.Dv + 3) * sizeof(float));
+    c.part = malloc((size_t)(groups * c.nsplit * c.rmax) * (size_t)(c.Dv + 3) *
+                    sizeof(float));
     if (!c.part) {
       free(tk);
       free(tv);
       return AM_FAIL(AM_ERR_OOM, "out of memory");
     }
   }
-  int64_t work =
-      (c.rows < ATT_ROWS ? c.rows : ATT_ROWS) * c.split_len * (c.D + c.Dv);
+  int64_t work = c.rmax * c.split_len * (c.D + c.Dv);
   am_parallel_for(groups * c.nsplit, 1 + (1 << 16) / (work + 1), att_tasks, &c);
   if (c.nsplit > 1)
     am_parallel_for(groups, 1 + (1 << 14) / (c.nsplit * c.rows * c.Dv + 1),

@@ -102,11 +102,24 @@ typedef struct am_nn_vec {
   void (*pv[AM_NN_KV_COUNT])(int rt, const float *p, int64_t ps, const void *v,
                              int64_t vs, int64_t nk, int64_t dv, float *acc,
                              int64_t as, const float *corr);
+  /* Scores of bfloat16 q rows (q * scale rounded to bfloat16) against
+   * bfloat16 keys, with bfloat16 dot-product instructions; NULL where the
+   * CPU has none (the float32 kernels then get the same rounded q). */
+  void (*scores_bf16dp)(int rt, const uint16_t *q, int64_t qs, const void *k,
+                        int64_t ks, int64_t nk, int64_t d, float *s,
+                        int64_t ss);
+  /* pv for bfloat16 V and probabilities already rounded to bfloat16, with
+   * bfloat16 dot-product instructions; NULL where the CPU has none. */
+  void (*pv_bf16dp)(int rt, const float *p, int64_t ps, const void *v,
+                    int64_t vs, int64_t nk, int64_t dv, float *acc, int64_t as,
+                    const float *corr);
 } am_nn_vec;
 
 /** The fastest helpers this CPU runs. */
 const am_nn_vec *am_nn_vec_get(void);
-/** Tests: 0 portable only, 1 up to AVX2, 2 up to AVX-512 (default). */
+/** Tests: 0 portable only, 1 up to AVX2, 2 up to AVX-512, 3 (default) and
+ * the AVX512-BF16 kernels where they are faster, 4 those wherever the
+ * CPU has them. */
 void am_nn_simd_limit(int level);
 
 /** Contiguous float32 elementwise kernel of an elementwise op (exp,

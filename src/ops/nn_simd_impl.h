@@ -112,86 +112,150 @@ KINL float KNAME(ldk1)(const int kt, const void *p, int64_t i) {
   return ((const float *)p)[i];
 }
 
-/* Scores of RT query rows (RT constant): CB = 8 / RT column chunks per
- * row run side by side, so there are always eight FMA chains. */
-KINL void KNAME(scores_rt)(const int kt, const int RT, const float *q,
-                           int64_t qs, const void *k, int64_t ks, int64_t nk,
-                           int64_t d, float *s, int64_t ss) {
+/* Software prefetch of n elements of row `row` (element index from p):
+ * to L2 (far) for rows a fixed distance ahead of the computation, spread
+ * over it so the core never stalls on a burst of prefetches; to L1 (near)
+ * for the rest of the current V row, which pv reads a cache line of every
+ * key at a time, a stride the hardware prefetchers follow badly.
+ * Addresses are formed as integers: past the array's end they are
+ * harmless for a prefetch. */
+#define PF_KEYS 128
+KINL void KNAME(prefetch_row)(const int kt, const void *p, int64_t row,
+                              int64_t n, const int near) {
+  int64_t es = kt == AM_NN_KV_F32 ? 4 : 2;
+  uintptr_t a = (uintptr_t)p + (uintptr_t)(row * es);
+  for (int64_t o = 0; o < n * es; o += 64)
+    if (near)
+      __builtin_prefetch((const void *)(a + (uintptr_t)o), 0, 3);
+    else
+      __builtin_prefetch((const void *)(a + (uintptr_t)o), 0, 1);
+}
+
+/* Scores of RT query rows against NK keys at a time (RT, NK constants):
+ * each q chunk loaded serves NK keys and each key chunk RT rows; CB = 8 /
+ * RT column chunks per row run side by side, so there are 8 * NK
+ * independent FMA chains (NK = 2 where there are 32 registers). */
+KINL void KNAME(scores_nk)(const int kt, const int RT, const int NK,
+                           const float *q, int64_t qs, const void *k,
+                           int64_t ks, int64_t j, int64_t d, float *s,
+                           int64_t ss) {
   const int CB = 8 / RT;
   const int64_t dbig = d - d % (CB * W), dvec = d - d % W;
-  for (int64_t j = 0; j < nk; j++) {
-    int64_t kj = j * ks; /* element index of key j */
-    V acc[8];
+#pragma GCC unroll 2
+  for (int u = 0; u < NK; u++)
+    KNAME(prefetch_row)(kt, k, (j + u + PF_KEYS) * ks, d, 0);
+  V acc[16]; /* key u, chain a: acc[u * 8 + a] */
+#pragma GCC unroll 2
+  for (int u = 0; u < NK; u++)
 #pragma GCC unroll 8
     for (int a = 0; a < 8; a++)
-      acc[a] = VZERO();
-    for (int64_t c = 0; c < dbig; c += CB * W) {
+      acc[u * 8 + a] = VZERO();
+  for (int64_t c = 0; c < dbig; c += CB * W) {
 #pragma GCC unroll 8
-      for (int b = 0; b < CB; b++) {
-        V kv = KNAME(ldk)(kt, k, kj + c + b * W);
+    for (int b = 0; b < CB; b++) {
+      V kv[2];
+#pragma GCC unroll 2
+      for (int u = 0; u < NK; u++)
+        kv[u] = KNAME(ldk)(kt, k, (j + u) * ks + c + b * W);
 #pragma GCC unroll 8
-        for (int r = 0; r < RT; r++)
-          acc[r * CB + b] =
-              VFMA(VLOAD(q + r * qs + c + b * W), kv, acc[r * CB + b]);
+      for (int r = 0; r < RT; r++) {
+        V qv = VLOAD(q + r * qs + c + b * W);
+#pragma GCC unroll 2
+        for (int u = 0; u < NK; u++)
+          acc[u * 8 + r * CB + b] = VFMA(qv, kv[u], acc[u * 8 + r * CB + b]);
       }
     }
-    for (int64_t c = dbig; c < dvec; c += W) {
-      V kv = KNAME(ldk)(kt, k, kj + c);
+  }
+  for (int64_t c = dbig; c < dvec; c += W) {
+#pragma GCC unroll 2
+    for (int u = 0; u < NK; u++) {
+      V kv = KNAME(ldk)(kt, k, (j + u) * ks + c);
 #pragma GCC unroll 8
       for (int r = 0; r < RT; r++)
-        acc[r * CB] = VFMA(VLOAD(q + r * qs + c), kv, acc[r * CB]);
+        acc[u * 8 + r * CB] =
+            VFMA(VLOAD(q + r * qs + c), kv, acc[u * 8 + r * CB]);
     }
-    float t[8];
-    if (RT == 8) {
-      VHSUM8(acc, t);
+  }
+  float tt[16];
+#ifdef VHSUM16
+  if (RT == 8 && NK == 2) VHSUM16(acc, tt);
+#endif
+#pragma GCC unroll 2
+  for (int u = 0; u < NK; u++) {
+    float *t = tt + u * 8;
+    if (RT == 8 && NK == 2) {
+      /* reduced above */
+    } else if (RT == 8) {
+      VHSUM8(acc + u * 8, t);
     } else {
 #pragma GCC unroll 8
       for (int r = 0; r < RT; r++) {
-        V a = acc[r * CB];
+        V a = acc[u * 8 + r * CB];
 #pragma GCC unroll 8
         for (int b = 1; b < CB; b++)
-          a = VADD(a, acc[r * CB + b]);
+          a = VADD(a, acc[u * 8 + r * CB + b]);
         t[r] = VHSUM(a);
       }
     }
     for (int64_t c = dvec; c < d; c++) {
-      float kx = KNAME(ldk1)(kt, k, kj + c);
+      float kx = KNAME(ldk1)(kt, k, (j + u) * ks + c);
       for (int r = 0; r < RT; r++)
         t[r] += q[r * qs + c] * kx;
     }
     for (int r = 0; r < RT; r++)
-      s[r * ss + j] = t[r];
+      s[r * ss + j + u] = t[r];
   }
 }
 
-/* acc = acc * corr + P @ V for RT rows (RT constant), CB chunks side by
- * side as above; each V chunk is converted once for all rows. */
+KINL void KNAME(scores_rt)(const int kt, const int RT, const float *q,
+                           int64_t qs, const void *k, int64_t ks, int64_t nk,
+                           int64_t d, float *s, int64_t ss) {
+  int64_t j = 0;
+  if (KEY_PAIRS)
+    for (; j + 2 <= nk; j += 2)
+      KNAME(scores_nk)(kt, RT, 2, q, qs, k, ks, j, d, s, ss);
+  for (; j < nk; j++)
+    KNAME(scores_nk)(kt, RT, 1, q, qs, k, ks, j, d, s, ss);
+}
+
+/* acc = acc * corr + P @ V for RT rows (RT constant). CB = PV_CHAINS / RT
+ * column chunks per pass over the keys, so every probability broadcast
+ * serves CB chunks and each pass reads whole cache lines of V; each V
+ * chunk is converted once for all rows. */
 KINL void KNAME(pv_rt)(const int kt, const int RT, const float *p, int64_t ps,
                        const void *v, int64_t vs, int64_t nk, int64_t dv,
                        float *acc, int64_t as, const float *corr) {
-  const int CB = 8 / RT;
+  const int CB = PV_CHAINS / RT;
   const int64_t dbig = dv - dv % (CB * W), dvec = dv - dv % W;
   for (int64_t c = 0; c < dbig; c += CB * W) {
-    V a[8];
+    V a[PV_CHAINS];
 #pragma GCC unroll 8
     for (int r = 0; r < RT; r++) {
       V cr = VSET1(corr[r]);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int b = 0; b < CB; b++)
         a[r * CB + b] = VMUL(VLOAD(acc + r * as + c + b * W), cr);
     }
     for (int64_t j = 0; j < nk; j++) {
+      if (c == 0) {
+        KNAME(prefetch_row)(kt, v, (j + PF_KEYS) * vs, dv, 0);
+        KNAME(prefetch_row)(kt, v, j * vs + CB * W, dv - CB * W, 1);
+      }
+      V x[PV_CHAINS];
+#pragma GCC unroll 16
+      for (int b = 0; b < CB; b++)
+        x[b] = KNAME(ldk)(kt, v, j * vs + c + b * W);
 #pragma GCC unroll 8
-      for (int b = 0; b < CB; b++) {
-        V x = KNAME(ldk)(kt, v, j * vs + c + b * W);
-#pragma GCC unroll 8
-        for (int r = 0; r < RT; r++)
-          a[r * CB + b] = VFMA(VSET1(p[r * ps + j]), x, a[r * CB + b]);
+      for (int r = 0; r < RT; r++) {
+        V pr = VSET1(p[r * ps + j]);
+#pragma GCC unroll 16
+        for (int b = 0; b < CB; b++)
+          a[r * CB + b] = VFMA(pr, x[b], a[r * CB + b]);
       }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < RT; r++)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int b = 0; b < CB; b++)
         VSTORE(acc + r * as + c + b * W, a[r * CB + b]);
   }
@@ -258,14 +322,18 @@ ATT_ENTRY(f16, AM_NN_KV_F16)
 ATT_ENTRY(f32, AM_NN_KV_F32)
 #undef ATT_ENTRY
 
-static const am_nn_vec KNAME(g_vec) = {
-    .sum = KNAME(sum),
-    .sumsq = KNAME(sumsq),
-    .sumsq_dev = KNAME(sumsq_dev),
-    .max = KNAME(max),
-    .affine = KNAME(affine),
-    .scores = {KNAME(sc_bf16), KNAME(sc_f16), KNAME(sc_f32)},
-    .pv = {KNAME(pv_bf16), KNAME(pv_f16), KNAME(pv_f32)},
-};
+#ifndef NN_VEC_INIT
+/* The helper table of the instruction set KNAME names at expansion. */
+#define NN_VEC_INIT(DP, DPV)                                                   \
+  {                                                                            \
+    .sum = KNAME(sum), .sumsq = KNAME(sumsq), .sumsq_dev = KNAME(sumsq_dev),   \
+    .max = KNAME(max), .affine = KNAME(affine),                                \
+    .scores = {KNAME(sc_bf16), KNAME(sc_f16), KNAME(sc_f32)},                  \
+    .pv = {KNAME(pv_bf16), KNAME(pv_f16), KNAME(pv_f32)}, .scores_bf16dp = DP, \
+    .pv_bf16dp = DPV,                                                          \
+  }
+#endif
+
+static const am_nn_vec KNAME(g_vec) = NN_VEC_INIT(NULL, NULL);
 
 #undef KINL
