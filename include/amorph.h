@@ -539,8 +539,12 @@ AM_API am_array am_rope(am_array x, int dims, bool traditional, float base,
  * Hidden keys (bool mask false, causal) score the lowest finite float, as
  * in MLX: a row with every key hidden averages v uniformly, while a row
  * whose scores are all -inf (additive mask) is NaN. Lkv == 0 gives zeros.
- * The softmax runs in float32 (online, stable); decode (few query rows per
- * KV head) splits the keys across threads and reads K and V once. */
+ * The softmax runs in float32 (online, stable) and every sum accumulates
+ * in float32; as in MLX, q * scale is rounded to q's dtype first, and for
+ * bfloat16 inputs the probabilities are rounded to bfloat16 before they
+ * weight V (their sum is taken from the rounded values). Decode (few query
+ * rows per KV head) splits the keys across threads and reads K and V
+ * once. */
 AM_API am_array am_sdpa(am_array q, am_array k, am_array v, float scale,
                         am_array mask, bool causal, am_array q_offset);
 

@@ -453,7 +453,9 @@ static void test_rope_offsets_data(void) {
     am_compiled f = am_compile(rope_fn, &ctx, 2, 1, &o);
     t_rng r = {11};
     int64_t s[4] = {1, 4, 1, 256};
-    am_array x = t_rand(&r, s, 4, AM_BF16, -1, 1);
+    am_scope_push(); /* t_rand's intermediates belong to a scope */
+    am_array x = am_keep(t_rand(&r, s, 4, AM_BF16, -1, 1));
+    am_scope_pop();
     for (int32_t off = 0; off <= 5; off++) {
       am_array in[2] = {x, i32_scalar(off)}, y;
       CHECK(am_compiled_call(f, in, &y) == AM_OK, "call: %s", am_last_error());
