@@ -264,12 +264,13 @@ static void round_p(float *p, int64_t n) {
 }
 
 typedef struct {
-  uint16_t *qb; /* rows x D, bfloat16 q for the dot-product kernel, or NULL */
-  float *q;     /* rows x D, scaled */
-  float *s;     /* ATT_TILE x ATT_BK scores, then probabilities */
-  float *acc;   /* rows x Dv */
+  int64_t qs, as; /* row strides of q (and qb) and acc, in elements */
+  uint16_t *qb;   /* rows x D, bfloat16 q for the dot-product kernel, or NULL */
+  float *q;       /* rows x D, scaled */
+  float *s;       /* ATT_TILE x ATT_BK scores, then probabilities */
+  float *acc;     /* rows x Dv */
   float *m, *l, *corr;
-  float lim[ATT_ROWS]; /* per row: keys at or past lim were skipped */
+  bool skipped[ATT_ROWS]; /* per row: causal-hidden keys were not visited */
 } att_scratch;
 
 /* One tile of rt rows (scratch rows t0..) against keys [jb, jb + nk):
@@ -280,10 +281,10 @@ static void tile_block(const att_ctx *c, att_scratch *w, int64_t b, int64_t kvh,
   const am_nn_vec *vec = c->vec;
   int64_t kes = (int64_t)esize(c->kvt);
   if (w->qb)
-    vec->scores_bf16dp(rt, w->qb + t0 * c->D, c->D, kb + jb * c->ks[2] * kes,
+    vec->scores_bf16dp(rt, w->qb + t0 * w->qs, w->qs, kb + jb * c->ks[2] * kes,
                        c->ks[2], nk, c->D, w->s, ATT_BK);
   else
-    vec->scores[c->kt](rt, w->q + t0 * c->D, c->D, kb + jb * c->ks[2] * kes,
+    vec->scores[c->kt](rt, w->q + t0 * w->qs, w->qs, kb + jb * c->ks[2] * kes,
                        c->ks[2], nk, c->D, w->s, ATT_BK);
   for (int r = 0; r < rt; r++) {
     int64_t row = row0 + r, i = row_query(c, row);
@@ -311,10 +312,10 @@ static void tile_block(const att_ctx *c, att_scratch *w, int64_t b, int64_t kvh,
   }
   if (c->kt == AM_NN_KV_BF16 && vec->pv_bf16dp)
     vec->pv_bf16dp(rt, w->s, ATT_BK, vb + jb * c->vs[2] * kes, c->vs[2], nk,
-                   c->Dv, w->acc + t0 * c->Dv, c->Dv, w->corr);
+                   c->Dv, w->acc + t0 * w->as, w->as, w->corr);
   else
     vec->pv[c->kt](rt, w->s, ATT_BK, vb + jb * c->vs[2] * kes, c->vs[2], nk,
-                   c->Dv, w->acc + t0 * c->Dv, c->Dv, w->corr);
+                   c->Dv, w->acc + t0 * w->as, w->as, w->corr);
 }
 
 /* Rows [r0, r1) of group (b, kvh) over keys [j0, j1): leaves each row's
@@ -329,16 +330,16 @@ static void att_rows_keys(const att_ctx *c, att_scratch *w, int64_t b,
   size_t qes = esize(q->m.dtype);
   for (int64_t r = 0; r < nr; r++) {
     int64_t i = row_query(c, r0 + r), hq = kvh * c->G + (r0 + r) % c->G;
-    float *qr = w->q + r * c->D;
+    float *qr = w->q + r * w->qs;
     am_nn_load_f32(am_arr_ptr(q) + (b * q->strides[0] + hq * q->strides[1] +
                                     i * q->strides[2]) *
                                        (int64_t)qes,
                    q->strides[3] * (int64_t)qes, q->m.dtype, c->D, qr);
     vec->affine(qr, qr, 0.0f, c->scale, NULL, NULL, NULL, c->D);
-    round_q(q->m.dtype, qr, w->qb ? w->qb + r * c->D : NULL, c->D);
+    round_q(q->m.dtype, qr, w->qb ? w->qb + r * w->qs : NULL, c->D);
     w->m[r] = -INFINITY;
     w->l[r] = 0;
-    memset(w->acc + r * c->Dv, 0, (size_t)c->Dv * sizeof(float));
+    memset(w->acc + r * w->as, 0, (size_t)c->Dv * sizeof(float));
   }
   const char *kb = c->kp + (b * c->ks[0] + kvh * c->ks[1]) * (int64_t)kes;
   const char *vb = c->vp + (b * c->vs[0] + kvh * c->vs[1]) * (int64_t)kes;
@@ -357,7 +358,7 @@ static void att_rows_keys(const att_ctx *c, att_scratch *w, int64_t b,
     tend[t] = end;
     if (end > jmax) jmax = end;
     for (int64_t r = t0; r < nr && r < t0 + ATT_TILE; r++)
-      w->lim[r] = (float)(end < j1);
+      w->skipped[r] = end < j1;
   }
   /* Key blocks outermost: each K and V block is read from memory once and
    * serves every tile from cache (the kernels prefetch ahead). */
@@ -372,21 +373,30 @@ static void att_rows_keys(const att_ctx *c, att_scratch *w, int64_t b,
   }
 }
 
+/* One 64-byte aligned block; q and acc rows are padded to whole cache
+ * lines so that no vector load of them splits across two. */
 static bool scratch_alloc(const att_ctx *c, att_scratch *w, void **mem) {
   bool dp = c->kt == AM_NN_KV_BF16 && c->vec->scores_bf16dp;
   int64_t rm = c->rmax;
-  size_t n = (size_t)(rm * (c->D + c->Dv + 3) + ATT_TILE * ATT_BK + ATT_TILE);
-  size_t nb = dp ? (size_t)(rm * c->D) * sizeof(uint16_t) : 0;
-  float *f = malloc(n * sizeof *f + nb + 16);
-  *mem = f;
-  if (!f) return false;
-  w->qb = dp ? (uint16_t *)(f + n) : NULL;
-  w->q = f;
-  w->acc = w->q + rm * c->D;
-  w->m = w->acc + rm * c->Dv;
+  w->qs = (c->D + 31) / 32 * 32;
+  w->as = (c->Dv + 15) / 16 * 16;
+  /* q, qb, acc, s in whole cache lines; then m, l, corr */
+  size_t qbytes = (size_t)(rm * w->qs) * sizeof(float);
+  size_t bbytes = dp ? (size_t)(rm * w->qs) * sizeof(uint16_t) : 0;
+  size_t abytes = (size_t)(rm * w->as) * sizeof(float);
+  size_t sbytes = ATT_TILE * ATT_BK * sizeof(float);
+  size_t rest = (size_t)(2 * rm + ATT_TILE) * sizeof(float);
+  char *raw = malloc(qbytes + bbytes + abytes + sbytes + rest + 64);
+  *mem = raw;
+  if (!raw) return false;
+  char *p = raw + (64 - (uintptr_t)raw % 64) % 64;
+  w->q = (float *)p;
+  w->qb = dp ? (uint16_t *)(p + qbytes) : NULL;
+  w->acc = (float *)(p + qbytes + bbytes);
+  w->s = (float *)(p + qbytes + bbytes + abytes);
+  w->m = (float *)(p + qbytes + bbytes + abytes + sbytes);
   w->l = w->m + rm;
-  w->s = w->l + rm;
-  w->corr = w->s + ATT_TILE * ATT_BK;
+  w->corr = w->l + rm;
   return true;
 }
 
@@ -429,19 +439,18 @@ static void att_tasks(void *cv, int64_t t0, int64_t t1) {
     int64_t j1 = j0 + c->split_len < c->Lkv ? j0 + c->split_len : c->Lkv;
     att_rows_keys(c, &w, b, kvh, r0, r1, j0, j1);
     for (int64_t r = 0; r < r1 - r0; r++) {
-      float *acc = w.acc + r * c->Dv;
+      float *acc = w.acc + r * w.as;
       if (c->nsplit > 1) { /* partial: m, l, skipped, acc */
         float *p = c->part + ((size_t)(t * c->rmax + r)) * pstride;
         p[0] = w.m[r];
         p[1] = w.l[r];
-        p[2] = w.lim[r];
+        p[2] = w.skipped[r];
         memcpy(p + 3, acc, (size_t)c->Dv * sizeof *acc);
         continue;
       }
-      if (w.lim[r] != 0 && !(w.m[r] > -FLT_MAX) && !ref) ref = ref_scratch(c);
-      if (w.lim[r] != 0 && !(w.m[r] > -FLT_MAX) && !ref) continue; /* OOM */
-      att_finish_row(c, b, kvh, r0 + r, w.m[r], w.l[r], w.lim[r] != 0, acc,
-                     ref);
+      bool redo = w.skipped[r] && !(w.m[r] > -FLT_MAX);
+      if (redo && !ref && !(ref = ref_scratch(c))) continue; /* OOM */
+      att_finish_row(c, b, kvh, r0 + r, w.m[r], w.l[r], w.skipped[r], acc, ref);
     }
   }
   free(ref);
