@@ -552,6 +552,78 @@ AM_API am_array am_conv1d(am_array x, am_array w, int stride, int padding,
 
 /* (section: nn) */
 
+/* float16/bfloat16/float32 compute in float32 (float32 accumulation) and
+ * round once on store; float64 computes in double. The public functions
+ * first cast their float operands (x, weights, z; q, k, v) to one dtype:
+ * am_result_type of theirs, float32 for integer or bool inputs. Axes may
+ * be negative and are kept as given (shapeless replays re-resolve them).
+ * Weights and biases are 1-d of the size of x's last axis. */
+
+/** x * rsqrt(mean(x^2) + eps) * w over the last axis (w [D] or NULL), as
+ * mx.fast.rms_norm. Checkpoints with zero-centred norm weights (Hugging
+ * Face Qwen3-Next/3.5: x * (1 + w)) need w + 1 once, at load. */
+AM_API am_array am_rms_norm(am_array x, am_array w, float eps);
+/** rms_norm(x, w) * silu(z) in one pass (Qwen3-Next's gated RMSNorm after
+ * the DeltaNet; w used as is, not zero-centred). z has x's shape. */
+AM_API am_array am_rms_norm_gated(am_array x, am_array w, am_array z,
+                                  float eps);
+/** (x - mean) * rsqrt(var + eps) * w + b over the last axis (biased
+ * variance, two-pass); w and b may each be NULL. */
+AM_API am_array am_layer_norm(am_array x, am_array w, am_array b, float eps);
+
+/** Rotary positional encoding of x [..., L, D], as mx.fast.rope: row l of
+ * axis -2 sits at position offset + l; pair i < dims/2 turns by
+ * scale * position * base^(-2i/dims). traditional = false is the NeoX
+ * rotate-half layout (pairs i, i + dims/2: Qwen, Llama); true pairs
+ * 2i, 2i + 1. Elements from dims on are copied (partial rotary: Qwen3-Next
+ * uses dims 64 of D 256, base 1e7). dims: even, 0 < dims <= D.
+ * offset: NULL (0), a 0-d integer array, or a 1-d one with one offset per
+ * entry of axis 0 (x of >= 3 dims). Offsets are data: new values (same
+ * shape) never change the graph. Angles are computed in double. */
+AM_API am_array am_rope(am_array x, int dims, bool traditional, float base,
+                        float scale, am_array offset);
+
+/** Scaled dot-product attention, as mx.fast.scaled_dot_product_attention:
+ * softmax(scale * q k^T + mask) v with q [B, Hq, Lq, D], k [B, Hkv, Lkv,
+ * D], v [B, Hkv, Lkv, Dv] -> [B, Hq, Lq, Dv] in q's dtype. Grouped-query
+ * heads: Hq must be a multiple of Hkv; query head h reads KV head
+ * h / (Hq / Hkv). Any strides (e.g. k, v as swapaxes views of
+ * [B, Lkv, Hkv, D] caches).
+ * mask: NULL, bool (true = keep) or additive float, broadcastable to
+ * [B, Hq, Lq, Lkv] (<= 4 dims). causal: query i sees keys j <= q_offset +
+ * i, where q_offset is a 0-d integer array (data: it never changes the
+ * graph) or NULL for Lkv - Lq (the last query aligned with the last key,
+ * MLX's "causal"); q_offset without causal is an error. Mask and causal
+ * may be combined.
+ * Hidden keys (bool mask false, causal) score the lowest finite float, as
+ * in MLX: a row with every key hidden averages v uniformly, while a row
+ * whose scores are all -inf (additive mask) is NaN. Lkv == 0 gives zeros.
+ * The softmax runs in float32 (online, stable) and every sum accumulates
+ * in float32; as in MLX, q * scale is rounded to q's dtype first, and for
+ * bfloat16 inputs the probabilities are rounded to bfloat16 before they
+ * weight V (their sum is taken from the rounded values). Decode (few query
+ * rows per KV head) splits the keys across threads and reads K and V
+ * once. */
+AM_API am_array am_sdpa(am_array q, am_array k, am_array v, float scale,
+                        am_array mask, bool causal, am_array q_offset);
+
+/** exp(x - max) / sum along axis, in float32 ("precise"). A row of -inf
+ * gives NaN (as MLX / NumPy). */
+AM_API am_array am_softmax(am_array x, int axis);
+/** x - logsumexp(x) along axis. */
+AM_API am_array am_log_softmax(am_array x, int axis);
+/** x * sigmoid(x). */
+AM_API am_array am_silu(am_array x);
+/** x/2 * (1 + erf(x / sqrt 2)); approximate: the tanh form
+ * x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (MLX gelu_approx). */
+AM_API am_array am_gelu(am_array x, bool approximate);
+/** log(1 + exp(x)), computed as max(x, 0) + log1p(exp(-|x|)). */
+AM_API am_array am_softplus(am_array x);
+/** x * rsqrt(sum(x^2) + eps) along axis: the l2norm of Qwen3-Next's
+ * Gated DeltaNet q/k (HF / FLA, eps 1e-6). Not torch.F.normalize's
+ * x / max(||x||, eps): the two agree when ||x||^2 >> eps. */
+AM_API am_array am_l2_normalize(am_array x, int axis, float eps);
+
 /* ======================================================================
  *  Quantization and MoE matmuls
  * ====================================================================== */
