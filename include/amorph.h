@@ -624,6 +624,10 @@ AM_API am_array am_softplus(am_array x);
  * x / max(||x||, eps): the two agree when ||x||^2 >> eps. */
 AM_API am_array am_l2_normalize(am_array x, int axis, float eps);
 
+/** Rows of a float table [V, D] at integer `ids` (any shape): out shape
+ * ids.shape + [D]. A take along axis 0; ids out of range fail at eval. */
+AM_API am_array am_embedding(am_array table, am_array ids);
+
 /* ======================================================================
  *  Quantization and MoE matmuls
  * ====================================================================== */

@@ -529,7 +529,24 @@ static void test_kv_cache(void) {
   am_array_free(cache);
 }
 
+/* embedding = rows of the table, by hand. */
+static void test_embedding(void) {
+  am_scope_push();
+  double tv[6] = {1, 2, 3, 4, 5, 6};
+  am_array table = t_arr(tv, (int64_t[]){3, 2}, 2, AM_BF16);
+  int32_t idv[4] = {2, 0, -1, 1};
+  am_array ids = am_array_new_data(idv, (int64_t[]){2, 2}, 2, AM_I32);
+  am_array e = am_embedding(table, ids);
+  t_expect_shape(e, (int64_t[]){2, 2, 2}, 3, "embedding shape");
+  double want[8] = {5, 6, 1, 2, 5, 6, 3, 4};
+  t_expect(e, want, 8, 0, 0, "embedding rows");
+  t_expect_error(am_embedding(ids, ids), AM_ERR_SHAPE, "embedding",
+                 "integer table");
+  am_scope_pop();
+}
+
 int main(void) {
+  test_embedding();
   test_goldens();
   test_hand();
   test_exact_int64();

@@ -844,3 +844,17 @@ am_array am_dynamic_slice_update(am_array x, am_array update, am_array start,
   return dyn_make(AM_OP_DYNAMIC_SLICE_UPDATE, "dynamic_slice_update", in, 3,
                   axes, naxes, NULL);
 }
+
+am_array am_embedding(am_array table, am_array ids) {
+  if (!table || !ids)
+    return am_error_array(AM_ERR_INVALID_ARG, "embedding: NULL argument");
+  if (table->err || ids->err) return am_take(table, ids, 0); /* propagates */
+  if (table->m.ndim != 2 || !am_dtype_is_float(table->m.dtype)) {
+    char sh[256];
+    return am_error_array(AM_ERR_SHAPE,
+                          "embedding: the table must be a 2-d float array "
+                          "(got %s)",
+                          am_meta_str(&table->m, sh, sizeof sh));
+  }
+  return am_take(table, ids, 0);
+}
