@@ -315,4 +315,118 @@ embed_case("e_mxfp8", "mxfp8", 32, 8, "bfloat16", np.array([0, 6], np.uint8))
 embed_case("e_nvfp4", "nvfp4", 16, 4, "float32",
            np.array([[5], [2]], np.int64))
 
+
+# ---------------------------------------------------------------- matmuls
+def qmm_case(name, mode, gs, bits, transpose, xdt, sdt, xshape, wshape):
+    """quantized_matmul of MLX-quantized weights (w of shape wshape, the
+    dequantized layout: [.., N, K] when transposed, [.., K, N] otherwise)."""
+    wv = as_dtype(rng.standard_normal(wshape) * 0.5, sdt).astype(np.float32)
+    r = mx.quantize(to_mx(wv, sdt), group_size=gs, bits=bits, mode=mode)
+    b = r[2] if mode == "affine" else None
+    xv = as_dtype(grid(xshape, step=1 / 16), xdt).astype(np.float32)
+    y = mx.quantized_matmul(to_mx(xv, xdt), r[0], r[1], b, transpose=transpose,
+                            group_size=gs, bits=bits, mode=mode)
+    arrays = {"x": to_mx(xv, xdt), "wq": r[0], "scales": r[1]}
+    if b is not None:
+        arrays["biases"] = b
+    arrays["out"] = y
+    emit(name, arrays, [MODES[mode], gs, bits, int(transpose)])
+
+
+for mode in ["affine", "mxfp4", "mxfp8", "nvfp4"]:
+    gs, bits = DEFAULTS[mode]
+    for tr in [True, False]:
+        n, k = (24, 2 * gs) if tr else (2 * gs, 24)
+        if not tr and mode == "affine":
+            k = 40
+        wsh = (n, k) if tr else (k, n)
+        qmm_case("m_%s_t%d_f32" % (mode, tr), mode, gs, bits, tr, "float32",
+                 "float32", (3, k), wsh)
+        qmm_case("m_%s_t%d_bf16" % (mode, tr), mode, gs, bits, tr, "bfloat16",
+                 "bfloat16", (2, k), wsh)
+for bits in [2, 3, 5, 6, 8]:
+    qmm_case("m_affine_b%d_t1_f32" % bits, "affine", 32, bits, True,
+             "float32", "float32", (2, 64), (8, 64))
+qmm_case("m_affine_g128_t1_f16", "affine", 128, 4, True, "float16", "float16",
+         (2, 256), (12, 256))
+qmm_case("m_affine_xf16_sbf16", "affine", 64, 4, True, "float16", "bfloat16",
+         (2, 128), (6, 128))
+# batch broadcasting: x [2, 1, M, K] with w [3, N, K]
+qmm_case("m_affine_batch", "affine", 32, 4, True, "float32", "float32",
+         (2, 1, 3, 64), (3, 5, 64))
+qmm_case("m_mxfp4_batch", "mxfp4", 32, 4, False, "float32", "float32",
+         (3, 2, 16), (1, 16, 64))
+qmm_case("m_affine_vec", "affine", 64, 4, True, "float32", "float32", (64,),
+         (7, 64))
+
+
+def gqmm_case(name, mode, gs, bits, transpose, xshape, wshape, lhs, rhs,
+              sorted_indices=False):
+    wv = (rng.standard_normal(wshape) * 0.5).astype(np.float32)
+    r = mx.quantize(mx.array(wv), group_size=gs, bits=bits, mode=mode)
+    b = r[2] if mode == "affine" else None
+    xv = grid(xshape, step=1 / 16)
+    li = mx.array(lhs) if lhs is not None else None
+    ri = mx.array(rhs) if rhs is not None else None
+    y = mx.gather_qmm(mx.array(xv), r[0], r[1], b, lhs_indices=li,
+                      rhs_indices=ri, transpose=transpose, group_size=gs,
+                      bits=bits, mode=mode, sorted_indices=sorted_indices)
+    arrays = {"x": xv, "wq": r[0], "scales": r[1]}
+    if b is not None:
+        arrays["biases"] = b
+    if lhs is not None:
+        arrays["lhs"] = np.asarray(lhs)
+    if rhs is not None:
+        arrays["rhs"] = np.asarray(rhs)
+    arrays["out"] = y
+    emit(name, arrays, [MODES[mode], gs, bits, int(transpose),
+                        int(sorted_indices)])
+
+
+E = 6
+# MoE decode: x [T, 1, 1, K], rhs [T, k]
+gqmm_case("g_affine_moe", "affine", 64, 4, True, (3, 1, 1, 128),
+          (E, 16, 128), None, rng.integers(0, E, (3, 2)).astype(np.int32))
+gqmm_case("g_mxfp4_moe", "mxfp4", 32, 4, True, (2, 1, 1, 64), (E, 8, 64),
+          None, rng.integers(0, E, (2, 3)).astype(np.uint32))
+gqmm_case("g_nvfp4_moe_n", "nvfp4", 16, 4, False, (2, 1, 2, 8), (E, 8, 32),
+          None, rng.integers(0, E, (2, 2)).astype(np.int64))
+# sorted, with lhs gathering x rows (mlx-lm's _gather_sort)
+rs = np.sort(rng.integers(0, E, 8)).astype(np.uint32)
+gqmm_case("g_affine_sorted", "affine", 32, 3, True, (4, 1, 64), (E, 8, 64),
+          rng.integers(0, 4, 8).astype(np.uint32), rs, True)
+gqmm_case("g_mxfp8_sorted", "mxfp8", 32, 8, True, (8, 1, 64), (E, 8, 64),
+          None, rs, True)
+# both indices, broadcasting
+gqmm_case("g_affine_both", "affine", 32, 6, True, (3, 2, 32), (E, 5, 32),
+          rng.integers(0, 3, (2, 1)).astype(np.int32),
+          rng.integers(0, E, (1, 3)).astype(np.int32))
+
+
+def gmm_case(name, ashape, bshape, lhs, rhs, dt="float32", sorted_indices=False):
+    av = as_dtype(grid(ashape, step=1 / 16), dt).astype(np.float32)
+    bv = as_dtype(grid(bshape, step=1 / 16), dt).astype(np.float32)
+    li = mx.array(lhs) if lhs is not None else None
+    ri = mx.array(rhs) if rhs is not None else None
+    y = mx.gather_mm(to_mx(av, dt), to_mx(bv, dt), li, ri,
+                     sorted_indices=sorted_indices)
+    arrays = {"a": to_mx(av, dt), "b": to_mx(bv, dt)}
+    if lhs is not None:
+        arrays["lhs"] = np.asarray(lhs)
+    if rhs is not None:
+        arrays["rhs"] = np.asarray(rhs)
+    arrays["out"] = y
+    emit(name, arrays, [int(sorted_indices)])
+
+
+gmm_case("mm_moe", (3, 1, 2, 5), (4, 5, 6), None,
+         rng.integers(0, 4, (3, 2)).astype(np.int32))
+gmm_case("mm_lhs", (3, 2, 5), (4, 5, 6),
+         rng.integers(0, 3, (2, 1)).astype(np.int64), None)
+gmm_case("mm_both", (3, 2, 8), (4, 8, 3),
+         rng.integers(0, 3, (5,)).astype(np.uint8),
+         np.sort(rng.integers(0, 4, (5,))).astype(np.uint8))
+gmm_case("mm_sorted", (6, 1, 8), (4, 8, 7), None,
+         np.sort(rng.integers(0, 4, (6,))).astype(np.int32), "float32", True)
+
 w.close()

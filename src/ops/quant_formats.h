@@ -329,13 +329,13 @@ typedef void (*am_q_decode_fn)(const am_qfmt *f, const void *codes,
 /** The fastest decoder for f on this CPU (never NULL). */
 am_q_decode_fn am_q_decoder(const am_qfmt *f);
 
-/** Dot products of `nr` rows of x (float, row stride ldx) with one float
- * row w of length n: out[r] = sum_k x[r][k] * w[k]. */
-typedef void (*am_q_dot_fn)(const float *x, int64_t ldx, int nr, const float *w,
+/** Dot products of one float row a with nb (<= 4) rows of b (row stride
+ * ldb): out[j] = sum_k a[k] * b[j*ldb + k], k < n. */
+typedef void (*am_q_dot_fn)(const float *a, const float *b, int64_t ldb, int nb,
                             int64_t n, float *out);
-/** y[r][0..n) += x[r] * w[0..n) for nr rows (row stride ldy). */
-typedef void (*am_q_axpy_fn)(const float *x, int nr, const float *w, int64_t n,
-                             float *y, int64_t ldy);
+/** y[0..n) += sum_{i < nk} xs[i] * w[i*ldw + 0..n). */
+typedef void (*am_q_axpy_fn)(const float *xs, int nk, const float *w,
+                             int64_t ldw, int64_t n, float *y);
 
 am_q_dot_fn am_q_dot_kernel(void);
 am_q_axpy_fn am_q_axpy_kernel(void);
@@ -344,6 +344,10 @@ am_q_axpy_fn am_q_axpy_kernel(void);
 am_q_decode_fn am_q_decoder_simd(const am_qfmt *f);
 am_q_dot_fn am_q_dot_simd(void);
 am_q_axpy_fn am_q_axpy_simd(void);
+
+/** Test switch: the instruction set the kernels may use: 0 the best one
+ * (default), 1 portable C only, 2 up to AVX2, 512 up to AVX-512. */
+void am_qmm_set_isa(int isa);
 
 /** Bench/test switch: when false, gather_qmm / gather_mm run one small
  * matmul per index pair instead of grouping pairs by weight matrix (the

@@ -90,3 +90,125 @@ int sample_quantized_embedding(t_rng *r, uint64_t pseed, am_array *outs) {
       am_quantized_embedding(q[0], q[1], q[2], idx, f.gs, f.bits, f.mode, dt);
   return 1;
 }
+
+/* A batch pattern for two operands of `nb` batch dims: per dim, equal
+ * sizes, or one side 1 (broadcast), chosen by pseed. */
+static void batch_pair(t_rng *r, uint64_t pseed, int salt, int nb, int64_t *a,
+                       int64_t *b) {
+  for (int i = 0; i < nb; i++) {
+    int64_t n = t_randint(r, 2, 3);
+    int mode = (int)s_pick(pseed, salt + i, 0, 2);
+    a[i] = mode == 1 ? 1 : n;
+    b[i] = mode == 2 ? 1 : n;
+  }
+}
+
+int sample_quantized_matmul(t_rng *r, uint64_t pseed, am_array *outs) {
+  s_fmt f = pick_fmt(pseed, 1);
+  bool tr = s_pick(pseed, 4, 0, 3) != 0;
+  int xnd = (int)s_pick(pseed, 5, 1, 4), wnd = (int)s_pick(pseed, 6, 2, 3);
+  int64_t xb[2] = {1, 1}, wb[2] = {1, 1};
+  int xnb = xnd > 2 ? xnd - 2 : 0, wnb = wnd - 2;
+  if (xnb && wnb) {
+    int nb = xnb < wnb ? xnb : wnb;
+    batch_pair(r, pseed, 10, nb, xb + (xnb - nb), wb + (wnb - nb));
+    for (int i = 0; i < xnb - nb; i++)
+      xb[i] = t_randint(r, 1, 3);
+  } else {
+    for (int i = 0; i < xnb; i++)
+      xb[i] = t_randint(r, 1, 3);
+  }
+  int64_t n = tr ? t_randint(r, 1, 5) : f.gs * t_randint(r, 1, 2);
+  int64_t k = tr ? f.gs * t_randint(r, 1, 2) : t_randint(r, 1, 5);
+  am_array q[3];
+  make_q(r, f, wb, wnb, tr ? n : k, tr ? k : n, pick_float(pseed, 7), q);
+  int64_t xs[4];
+  memcpy(xs, xb, (size_t)xnb * sizeof *xs);
+  if (xnd >= 2) xs[xnd - 2] = t_randint(r, 1, 4);
+  xs[xnd - 1] = k;
+  am_dtype xdt = f.mode == AM_QUANT_AFFINE && s_pick(pseed, 8, 0, 4) == 0
+                     ? AM_I32
+                     : pick_float(pseed, 9);
+  am_array x = t_rand(r, xs, xnd, xdt, -2, 2);
+  outs[0] = am_quantized_matmul(x, q[0], q[1], q[2], tr, f.gs, f.bits, f.mode);
+  return 1;
+}
+
+static am_array rand_index(t_rng *r, uint64_t pseed, int salt,
+                           const int64_t *shape, int nd, int64_t n) {
+  static const am_dtype it[] = {AM_U8, AM_I8, AM_U32, AM_I32, AM_I64};
+  return t_rand(r, shape, nd, it[s_pick(pseed, salt, 0, 4)], 0,
+                (double)(n - 1));
+}
+
+/* x's batch dims (xb, *nxb) and the index operands of a gather against
+ * nw >= 2 matrices: rhs only (MoE: x [T, 1, ..], rhs [T, k]), lhs only
+ * ([P, 1] against w's default arange), or both (broadcasting shapes). */
+static void gather_setup(t_rng *r, uint64_t pseed, int64_t nw, int64_t *xb,
+                         int *nxb, am_array *lhs, am_array *rhs) {
+  int which = (int)s_pick(pseed, 20, 0, 2);
+  *lhs = *rhs = NULL;
+  if (which == 0) {
+    int64_t is[2] = {t_randint(r, 1, 3), t_randint(r, 1, 3)};
+    xb[0] = is[0];
+    xb[1] = 1;
+    *nxb = 2;
+    *rhs = rand_index(r, pseed, 26, is, 2, nw);
+  } else if (which == 1) {
+    int64_t is[2] = {t_randint(r, 1, 3), 1};
+    xb[0] = t_randint(r, 2, 3);
+    *nxb = 1;
+    *lhs = rand_index(r, pseed, 25, is, 2, 2);
+  } else {
+    int nd = (int)s_pick(pseed, 21, 0, 2);
+    int64_t ls[2], rs[2];
+    batch_pair(r, pseed, 22, nd, ls, rs);
+    xb[0] = t_randint(r, 2, 3);
+    *nxb = 1;
+    *lhs = rand_index(r, pseed, 25, ls, nd, 2);
+    *rhs = rand_index(r, pseed, 26, rs, nd, 2);
+  }
+}
+
+int sample_gather_qmm(t_rng *r, uint64_t pseed, am_array *outs) {
+  s_fmt f = pick_fmt(pseed, 1);
+  bool tr = s_pick(pseed, 4, 0, 3) != 0;
+  int64_t n = tr ? t_randint(r, 1, 5) : f.gs * t_randint(r, 1, 2);
+  int64_t k = tr ? f.gs * t_randint(r, 1, 2) : t_randint(r, 1, 5);
+  int64_t e = t_randint(r, 2, 4);
+  am_array q[3];
+  make_q(r, f, &e, 1, tr ? n : k, tr ? k : n, pick_float(pseed, 7), q);
+  int64_t xs[4];
+  int nxb;
+  am_array lhs, rhs;
+  gather_setup(r, pseed, e, xs, &nxb, &lhs, &rhs);
+  xs[nxb] = t_randint(r, 1, 3);
+  xs[nxb + 1] = k;
+  am_array x = t_rand(r, xs, nxb + 2, pick_float(pseed, 9), -2, 2);
+  outs[0] = am_gather_qmm(x, q[0], q[1], q[2], lhs, rhs, tr, f.gs, f.bits,
+                          f.mode, s_pick(pseed, 30, 0, 1));
+  return 1;
+}
+
+int sample_gather_mm(t_rng *r, uint64_t pseed, am_array *outs) {
+  am_dtype dt = pick_float(pseed, 1);
+  int64_t m = t_randint(r, 1, 3), k = t_randint(r, 1, 5),
+          n = t_randint(r, 1, 5);
+  int64_t e = t_randint(r, 2, 4), bs[3] = {e, k, n}, as[4];
+  int nxb;
+  am_array lhs, rhs;
+  bool plain = s_pick(pseed, 31, 0, 3) == 0; /* batched matmul */
+  if (plain) {
+    as[0] = s_pick(pseed, 32, 0, 1) ? e : 1;
+    nxb = 1;
+    lhs = rhs = NULL;
+  } else {
+    gather_setup(r, pseed, e, as, &nxb, &lhs, &rhs);
+  }
+  as[nxb] = m;
+  as[nxb + 1] = k;
+  am_array a = t_rand(r, as, nxb + 2, dt, -2, 2),
+           b = t_rand(r, bs, 3, dt, -2, 2);
+  outs[0] = am_gather_mm(a, b, lhs, rhs, s_pick(pseed, 30, 0, 1));
+  return 1;
+}
