@@ -684,6 +684,15 @@ static void test_qmm_ref(void) {
   mix.xdt = AM_BF16;
   mix.sdt = AM_F16;
   check_qmm(&r, &mix, 2, 6, 128, 1, false);
+  /* the 4-bit fused kernels (K a multiple of 128), 1..5 x rows, float32
+   * and bfloat16 activations, every group size and scale dtype */
+  for (int g = 0; g < 3; g++)
+    for (int xd = 0; xd < 2; xd++)
+      for (int m = 1; m <= 5; m++) {
+        mm_cfg c = {AM_QUANT_AFFINE,       gss[g],          4, true,
+                    xd ? AM_BF16 : AM_F32, fts[(g + m) % 3]};
+        check_qmm(&r, &c, m, 19, 384, m % 3, false);
+      }
   /* 1-d x */
   mm_cfg v = {AM_QUANT_AFFINE, 32, 4, true, AM_F32, AM_F32};
   check_qmm(&r, &v, 1, 10, 64, 0, true);
@@ -999,9 +1008,10 @@ int main(void) {
   test_empty();
   test_errors();
   test_roundtrip();
-  /* every kernel set: portable, AVX2, AVX-512 (those the CPU has) */
-  static const int isas[] = {1, 2, 512};
-  for (int i = 0; i < 3; i++) {
+  /* every kernel set: portable, AVX2, AVX-512, AVX512-BF16 (those the
+   * CPU has) */
+  static const int isas[] = {1, 2, 512, 1024};
+  for (int i = 0; i < 4; i++) {
     am_qmm_set_isa(isas[i]);
     test_mm_goldens();
     test_qmm_ref();

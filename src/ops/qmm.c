@@ -135,6 +135,9 @@ typedef struct {
   bool transpose; /* weight row n feeds output column n (K along rows) */
   int64_t M, N, K;
   const float *x; /* float32 [n_x][M][K]                               */
+  const float *xp, *xsum; /* x prepared for the fused GEMV (or NULL)   */
+  am_q_gemv_fn gemv;      /* the GEMV xp was prepared for             */
+  int gemv_rows;          /* x rows it takes per call                 */
   int64_t n_x, n_w;
   int64_t P;
   const int64_t *lhs, *rhs;
@@ -155,6 +158,8 @@ typedef struct {
   am_q_decode_fn decode;
   am_q_dot_fn dot;
   am_q_axpy_fn axpy;
+  am_q_dot44_fn dot44;
+  am_q_gemv_fn gemv; /* fused GEMV (pb->xp prepared), or NULL          */
   int64_t n_groups;
   const int64_t *order;  /* pairs, group by group                     */
   const int64_t *gstart; /* first pair of group g in order[]          */
@@ -186,10 +191,46 @@ static void store_rows(const qmm_run *c, int64_t g, int64_t r0, int64_t nr,
   }
 }
 
+/* Transposed, with a fused GEMV for the format: each weight row is decoded
+ * in registers once per block of (up to 4) x rows. Preferred over the
+ * decode-to-buffer path whatever the row count: decoding in registers
+ * costs less than the buffer's stores and reloads. */
+static void task_t_fused(const qmm_run *c, int64_t g, int64_t r0, int64_t nr,
+                         int64_t n0, int64_t nn, float *acc) {
+  const qmm_prob *pb = c->pb;
+  const qweights *wt = &pb->wt;
+  int64_t e = pb->rhs[c->order[c->gstart[g]]];
+  const int64_t *mo = wt->mat_off + 3 * e;
+  int64_t ng = pb->K / wt->f.gs;
+  int mr = pb->gemv_rows;
+  for (int64_t r = 0; r < nr; r += mr) {
+    int q = nr - r < mr ? (int)(nr - r) : mr;
+    const float *xp[4], *xs[4];
+    for (int i = 0; i < q; i++) {
+      const float *xr;
+      int64_t orow;
+      group_row(c, g, r0 + r + i, &xr, &orow);
+      int64_t xi = (xr - pb->x) / pb->K;
+      xp[i] = pb->xp + xi * pb->K;
+      xs[i] = pb->xsum ? pb->xsum + xi * ng : NULL;
+    }
+    c->gemv(&wt->f, (const uint8_t *)wt->w + mo[0] + n0 * wt->w_row, wt->w_row,
+            wt->s + mo[1] + n0 * wt->s_row, wt->s_row,
+            wt->b ? wt->b + mo[2] + n0 * wt->b_row : NULL, wt->b_row, pb->K, xp,
+            xs, q, (int)nn, acc + r * nn);
+  }
+  store_rows(c, g, r0, nr, n0, nn, acc, nn);
+}
+
 /* Transposed: weight rows n0..n0+nn hold output columns; decode them a
- * K-chunk at a time and take dot products with every x row. */
+ * K-chunk at a time and take dot products with every x row, in 4x4
+ * blocks. */
 static void task_t(const qmm_run *c, int64_t g, int64_t r0, int64_t nr,
                    int64_t n0, int64_t nn, float *acc, float *wdec) {
+  if (c->gemv) {
+    task_t_fused(c, g, r0, nr, n0, nn, acc);
+    return;
+  }
   const qmm_prob *pb = c->pb;
   const qweights *wt = &pb->wt;
   int64_t e = pb->rhs[c->order[c->gstart[g]]];
@@ -204,7 +245,29 @@ static void task_t(const qmm_run *c, int64_t g, int64_t r0, int64_t nr,
                 wt->b ? wt->b + mo[2] + n * wt->b_row : NULL, k0, kc,
                 wdec + j * KC);
     }
-    for (int64_t r = 0; r < nr; r++) {
+    int64_t r = 0;
+    for (; c->dot44 && r + 4 <= nr; r += 4) {
+      const float *xr[4];
+      int64_t orow;
+      float part[16];
+      for (int i = 0; i < 4; i++) {
+        group_row(c, g, r0 + r + i, &xr[i], &orow);
+        xr[i] += k0;
+      }
+      int64_t j = 0;
+      for (; j + 4 <= nn; j += 4) {
+        c->dot44(xr, wdec + j * KC, KC, kc, part);
+        for (int i = 0; i < 4; i++)
+          for (int q = 0; q < 4; q++)
+            acc[(r + i) * nn + j + q] += part[i * 4 + q];
+      }
+      for (; j < nn; j++)
+        for (int i = 0; i < 4; i++) {
+          c->dot(xr[i], wdec + j * KC, KC, 1, kc, part);
+          acc[(r + i) * nn + j] += part[0];
+        }
+    }
+    for (; r < nr; r++) {
       const float *xr;
       int64_t orow;
       group_row(c, g, r0 + r, &xr, &orow);
@@ -323,6 +386,8 @@ static am_status qmm_execute(const qmm_prob *pb, bool sorted) {
   c.decode = am_q_decoder(&pb->wt.f);
   c.dot = am_q_dot_kernel();
   c.axpy = am_q_axpy_kernel();
+  c.dot44 = am_q_dot44_simd();
+  c.gemv = pb->xp ? pb->gemv : NULL;
   c.nb = pb->transpose ? NB_T : NB_N;
   c.n_nblk = (pb->N + c.nb - 1) / c.nb;
   int64_t nt = 0;
@@ -520,10 +585,28 @@ static am_status qmm_eval_common(const am_arr *x, const am_arr *w,
     pb.x = x_as_f32(x, &xown);
     if (!pb.x) st = AM_FAIL(AM_ERR_OOM, "out of memory");
   }
+  float *xpown = NULL;
+  am_q_prep_fn prep;
+  if (!st && transpose &&
+      am_q_fused_simd(f, K, x->m.dtype == AM_BF16, &prep, &pb.gemv,
+                      &pb.gemv_rows)) {
+    /* x rows in the fused GEMV's order, plus group sums (affine) */
+    int64_t rows = pb.n_x * M, ng = K / f->gs;
+    bool affine = f->mode == AM_QUANT_AFFINE;
+    xpown = malloc((size_t)(rows * (K + (affine ? ng : 0))) * sizeof *xpown);
+    if (xpown) {
+      float *xs = affine ? xpown + rows * K : NULL;
+      for (int64_t r = 0; r < rows; r++)
+        prep(pb.x + r * K, K, f->gs, xpown + r * K, xs ? xs + r * ng : NULL);
+      pb.xp = xpown;
+      pb.xsum = xs;
+    }
+  }
   if (!st) st = qmm_execute(&pb, sorted);
   free(lh);
   free(mo);
   free(xown);
+  free(xpown);
   for (int i = 0; i < 3; i++)
     am_arr_release(own[i]);
   return st;

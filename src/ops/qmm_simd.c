@@ -28,6 +28,7 @@
 /* ============================================================== AVX2 */
 #define QMM_ISA 2
 #define KFN __attribute__((target("avx2,fma,f16c")))
+#define KFNI KFN __attribute__((always_inline)) inline
 #define KNAME(x) x##_avx2
 #define W 8
 #define V __m256
@@ -41,6 +42,7 @@
 #include "qmm_simd.c"
 #undef QMM_ISA
 #undef KFN
+#undef KFNI
 #undef KNAME
 #undef W
 #undef V
@@ -55,6 +57,9 @@
 /* =========================================================== AVX-512 */
 #define QMM_ISA 512
 #define KFN __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
+#define KFNI KFN __attribute__((always_inline)) inline
+#define KFNB                                                                   \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma,f16c")))
 #define KNAME(x) x##_avx512
 #define W 16
 #define V __m512
@@ -76,6 +81,11 @@ static bool use512(void) {
   int f = atomic_load(&g_isa);
   return (f == 0 || f >= 512) && am_cpu_has_avx512();
 }
+static bool use_bf16(void) {
+  int f = atomic_load(&g_isa);
+  return (f == 0 || f >= 1024) && am_cpu_has_avx512() &&
+         __builtin_cpu_supports("avx512bf16");
+}
 static bool use2(void) {
   int f = atomic_load(&g_isa);
   return (f == 0 || f >= 2) && am_cpu_has_avx2();
@@ -90,6 +100,42 @@ am_q_dot_fn am_q_dot_simd(void) {
 }
 am_q_axpy_fn am_q_axpy_simd(void) {
   return use512() ? axpy_avx512 : use2() ? axpy_avx2 : NULL;
+}
+am_q_dot44_fn am_q_dot44_simd(void) {
+  return use512() ? dot44_avx512 : use2() ? dot44_avx2 : NULL;
+}
+
+/* AVX-512 steps over 32 codes, so it takes groups of 32 and more; nvfp4's
+ * groups of 16 go to the AVX2 kernel (also fine on AVX-512 CPUs). */
+bool am_q_fused_simd(const am_qfmt *f, int64_t K, bool x_bf16,
+                     am_q_prep_fn *prep, am_q_gemv_fn *gemv, int *max_rows) {
+  *max_rows = 4;
+  bool ok =
+      !f->dense && (f->mode != AM_QUANT_AFFINE || f->bits == 4 || f->bits == 8);
+  if (!ok) return false;
+  bool aff4 = f->mode == AM_QUANT_AFFINE && f->bits == 4;
+  if (aff4 && K % 128 == 0 && use512()) {
+    bool bf = x_bf16 && use_bf16();
+    *prep = bf ? prep4l_bf16 : prep4l_f32;
+    *gemv = bf ? gemv4l_bf16 : gemv4l_f32;
+    return true;
+  }
+  if (x_bf16 && aff4 && f->gs % 64 == 0 && use_bf16()) {
+    *prep = prep4_bf16;
+    *gemv = gemv_bf16;
+    return true;
+  }
+  if (use512() && f->gs >= 32) {
+    *prep = f->bits == 4 ? prep4_avx512 : prep8_avx512;
+    *gemv = gemv_avx512;
+    return true;
+  }
+  if (use2()) {
+    *prep = f->bits == 4 ? prep4_avx2 : prep8_avx2;
+    *gemv = gemv_avx2;
+    return true;
+  }
+  return false;
 }
 
 #else /* not x86 */
@@ -114,18 +160,18 @@ am_q_axpy_fn am_q_axpy_simd(void) {
 
 #if QMM_ISA == 512
 /* out[0..16) = s * q + b */
-static KFN inline void KNAME(emit_affine)(__m128i c, V s, V b, float *out) {
+static KFNI void KNAME(emit_affine)(__m128i c, V s, V b, float *out) {
   V q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(c));
   VSTORE(out, VFMA(q, s, b));
 }
 /* out = E2M1(c) * s */
-static KFN inline void KNAME(emit_fp4)(__m128i c, V s, float *out) {
+static KFNI void KNAME(emit_fp4)(__m128i c, V s, float *out) {
   const __m512 lut = _mm512_loadu_ps(am_q_fp4_lut);
   V v = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(c), lut);
   VSTORE(out, VMUL(v, s));
 }
 /* out = E4M3(c) * s: magnitude << 7 as float16, times 256, sign */
-static KFN inline void KNAME(emit_fp8)(__m128i c, V s, float *out) {
+static KFNI void KNAME(emit_fp8)(__m128i c, V s, float *out) {
   __m256i h = _mm256_cvtepu8_epi16(c);
   __m256i mag =
       _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(127)), 7);
@@ -135,25 +181,25 @@ static KFN inline void KNAME(emit_fp8)(__m128i c, V s, float *out) {
   VSTORE(out, VMUL(v, VMUL(s, VSET1(256.0f))));
 }
 #else
-static KFN inline void KNAME(emit_affine)(__m128i c, V s, V b, float *out) {
+static KFNI void KNAME(emit_affine)(__m128i c, V s, V b, float *out) {
   V q0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c));
   V q1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(c, 8)));
   VSTORE(out, VFMA(q0, s, b));
   VSTORE(out + 8, VFMA(q1, s, b));
 }
-static KFN inline V KNAME(fp4_8)(__m256i idx) {
+static KFNI V KNAME(fp4_8)(__m256i idx) {
   const __m256 lut = _mm256_loadu_ps(am_q_fp4_lut); /* 8 magnitudes */
   V mag = _mm256_permutevar8x32_ps(lut, idx);       /* uses idx & 7 */
   __m256i sgn =
       _mm256_slli_epi32(_mm256_and_si256(idx, _mm256_set1_epi32(8)), 28);
   return _mm256_xor_ps(mag, _mm256_castsi256_ps(sgn));
 }
-static KFN inline void KNAME(emit_fp4)(__m128i c, V s, float *out) {
+static KFNI void KNAME(emit_fp4)(__m128i c, V s, float *out) {
   VSTORE(out, VMUL(KNAME(fp4_8)(_mm256_cvtepu8_epi32(c)), s));
   VSTORE(out + 8,
          VMUL(KNAME(fp4_8)(_mm256_cvtepu8_epi32(_mm_srli_si128(c, 8))), s));
 }
-static KFN inline void KNAME(emit_fp8)(__m128i c, V s, float *out) {
+static KFNI void KNAME(emit_fp8)(__m128i c, V s, float *out) {
   V s256 = VMUL(s, VSET1(256.0f));
   for (int half = 0; half < 2; half++) {
     __m128i h = _mm_cvtepu8_epi16(half ? _mm_srli_si128(c, 8) : c);
@@ -166,7 +212,7 @@ static KFN inline void KNAME(emit_fp8)(__m128i c, V s, float *out) {
 #endif
 
 /* 16 four-bit codes from 8 bytes, natural order (low nibble first). */
-static KFN inline __m128i KNAME(nibbles16)(const uint8_t *p) {
+static KFNI __m128i KNAME(nibbles16)(const uint8_t *p) {
   __m128i v = _mm_loadl_epi64((const __m128i *)p);
   __m128i m = _mm_set1_epi8(0x0f);
   __m128i lo = _mm_and_si128(v, m);
@@ -175,7 +221,7 @@ static KFN inline __m128i KNAME(nibbles16)(const uint8_t *p) {
 }
 
 /* 16 two-bit codes from one word. */
-static KFN inline __m128i KNAME(crumbs16)(const uint8_t *p) {
+static KFNI __m128i KNAME(crumbs16)(const uint8_t *p) {
   uint32_t w;
   memcpy(&w, p, 4);
   __m128i v = _mm_set1_epi32((int)w);
@@ -192,8 +238,7 @@ static KFN inline __m128i KNAME(crumbs16)(const uint8_t *p) {
 }
 
 /* 16 codes of `bits` (3, 5, 6) starting at code i (a multiple of 16). */
-static KFN inline __m128i KNAME(odd16)(const uint8_t *row, int64_t i,
-                                       int bits) {
+static KFNI __m128i KNAME(odd16)(const uint8_t *row, int64_t i, int bits) {
   uint8_t c[16];
   const uint8_t *p = row + i * bits / 8; /* 16 codes: 2*bits whole bytes */
   uint64_t lo = 0, hi = 0;
@@ -246,7 +291,7 @@ static KFN void KNAME(decode)(const am_qfmt *f, const void *codes,
       V s = VSET1(am_q_e8m0_to_f32(((const uint8_t *)sc)[g]));
       for (int j = 0; j < gs; j += 16)
         KNAME(emit_fp8)
-        (_mm_loadu_si128((const __m128i *)(w + i0 + j)), s, out + j);
+      (_mm_loadu_si128((const __m128i *)(w + i0 + j)), s, out + j);
       break;
     }
     default: {
@@ -260,7 +305,7 @@ static KFN void KNAME(decode)(const am_qfmt *f, const void *codes,
   }
 }
 
-static KFN inline float KNAME(hsum)(V v) {
+static KFNI float KNAME(hsum)(V v) {
 #if QMM_ISA == 512
   return _mm512_reduce_add_ps(v);
 #else
@@ -272,8 +317,8 @@ static KFN inline float KNAME(hsum)(V v) {
 }
 
 /* a . b[j] for j < NB (a compile-time count after inlining) */
-static KFN inline void KNAME(dotn)(const float *a, const float *b, int64_t ldb,
-                                   int64_t n, float *out, const int nb) {
+static KFNI void KNAME(dotn)(const float *a, const float *b, int64_t ldb,
+                             int64_t n, float *out, const int nb) {
   V acc0[4], acc1[4];
 #pragma GCC unroll 4
   for (int j = 0; j < nb; j++)
@@ -334,5 +379,531 @@ static KFN void KNAME(axpy)(const float *xs, int nk, const float *w,
     y[j] = acc;
   }
 }
+
+/* ---- 4x4 blocked dot products (the GEMM path) ---- */
+
+static KFNI void KNAME(dotmn)(const float *const *a, const float *b,
+                              int64_t ldb, int64_t n, float *out, int ldo,
+                              const int m, const int nb) {
+  V acc[4][4];
+#pragma GCC unroll 4
+  for (int i = 0; i < m; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < nb; j++)
+      acc[i][j] = VZERO();
+  int64_t k = 0;
+  for (; k + W <= n; k += W) {
+    V av[4], bv[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < m; i++)
+      av[i] = VLOAD(a[i] + k);
+#pragma GCC unroll 4
+    for (int j = 0; j < nb; j++)
+      bv[j] = VLOAD(b + j * ldb + k);
+#pragma GCC unroll 4
+    for (int i = 0; i < m; i++)
+#pragma GCC unroll 4
+      for (int j = 0; j < nb; j++)
+        acc[i][j] = VFMA(av[i], bv[j], acc[i][j]);
+  }
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < nb; j++) {
+      float s = KNAME(hsum)(acc[i][j]);
+      for (int64_t t = k; t < n; t++)
+        s += a[i][t] * b[j * ldb + t];
+      out[i * ldo + j] = s;
+    }
+}
+
+static KFN void KNAME(dot44)(const float *const *a, const float *b, int64_t ldb,
+                             int64_t n, float *out) {
+#if QMM_ISA == 512
+  KNAME(dotmn)(a, b, ldb, n, out, 4, 4, 4);
+#else /* 16 registers: two 2x4 blocks */
+  KNAME(dotmn)(a, b, ldb, n, out, 4, 2, 4);
+  KNAME(dotmn)(a + 2, b, ldb, n, out + 8, 4, 2, 4);
+#endif
+}
+
+/* ---- fused GEMV: codes decoded in registers ----
+ *
+ * A step takes 2W 4-bit codes from W bytes (low nibbles: the even
+ * elements, high nibbles: the odd ones) or W 8-bit codes, so prep4 lays a
+ * row out in blocks of 2W: the W even elements, then the W odd ones. Per
+ * group: t = x . q (codes as float), acc += scale * t, and the affine bias
+ * adds bias * sum(x of the group). */
+
+/* W bytes of codes */
+static KFNI __m128i KNAME(ldw)(const uint8_t *p) {
+#if QMM_ISA == 512
+  return _mm_loadu_si128((const __m128i *)p);
+#else
+  return _mm_loadl_epi64((const __m128i *)p);
+#endif
+}
+
+#ifndef QMM_KINDS
+#define QMM_KINDS
+enum { K_AFF = 0, K_FP4 = 1, K_FP8 = 2 };
+enum { QMM_GCHUNK = 256 }; /* groups whose scales are converted at once */
+#ifndef QMM_PF
+#define QMM_PF 4096 /* software prefetch distance in the weight stream */
+#endif
+#endif
+
+/* the first W bytes of c as floats: codes, E2M1 values, or E4M3 / 256 */
+static KFNI V KNAME(widen)(__m128i c, const int kind) {
+#if QMM_ISA == 512
+  if (kind == K_FP4)
+    return _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(c),
+                                 _mm512_loadu_ps(am_q_fp4_lut));
+  if (kind == K_FP8) {
+    __m256i h = _mm256_cvtepu8_epi16(c);
+    __m256i mag =
+        _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(127)), 7);
+    __m256i sgn =
+        _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(128)), 8);
+    return _mm512_cvtph_ps(_mm256_or_si256(mag, sgn));
+  }
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(c));
+#else
+  if (kind == K_FP4) return KNAME(fp4_8)(_mm256_cvtepu8_epi32(c));
+  if (kind == K_FP8) {
+    __m128i h = _mm_cvtepu8_epi16(c);
+    __m128i mag = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi16(127)), 7);
+    __m128i sgn = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi16(128)), 8);
+    return _mm256_cvtph_ps(_mm_or_si128(mag, sgn));
+  }
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c));
+#endif
+}
+
+static KFN void KNAME(prep4)(const float *x, int64_t K, int gs, float *xp,
+                             float *xsum) {
+  for (int64_t b = 0; b < K; b += 2 * W)
+    for (int i = 0; i < W; i++) {
+      xp[b + i] = x[b + 2 * i];
+      xp[b + W + i] = x[b + 2 * i + 1];
+    }
+  if (xsum)
+    for (int64_t g = 0; g * gs < K; g++) {
+      float s = 0;
+      for (int j = 0; j < gs; j++)
+        s += x[g * gs + j];
+      xsum[g] = s;
+    }
+}
+
+static KFN void KNAME(prep8)(const float *x, int64_t K, int gs, float *xp,
+                             float *xsum) {
+  memcpy(xp, x, (size_t)K * sizeof *xp);
+  if (xsum)
+    for (int64_t g = 0; g * gs < K; g++) {
+      float s = 0;
+      for (int j = 0; j < gs; j++)
+        s += x[g * gs + j];
+      xsum[g] = s;
+    }
+}
+
+/* A weight row's group scales (and biases) as float: sc[g], bi[g] for
+ * g < ng (the E4M3 scale of mxfp8 codes times 256, see widen). Returns
+ * sum_g bi[g] * xs[r][g] in bsum[r] for the nr rows. */
+static KFNI void KNAME(row_scales)(const am_qfmt *f, const char *s,
+                                   const char *b, int64_t ng, float *sc,
+                                   float *bi) {
+  if (f->mode == AM_QUANT_AFFINE) {
+    am_convert(s, f->sdt, sc, AM_F32, ng);
+    am_convert(b, f->bdt, bi, AM_F32, ng);
+    return;
+  }
+  const uint8_t *sb = (const uint8_t *)s;
+  for (int64_t g = 0; g < ng; g++)
+    sc[g] = f->mode == AM_QUANT_NVFP4
+                ? am_q_fp8_to_f32(sb[g])
+                : am_q_e8m0_to_f32(sb[g]) *
+                      (f->mode == AM_QUANT_MXFP8 ? 256.0f : 1.0f);
+}
+
+static KFNI float KNAME(dotf)(const float *a, const float *b, int64_t n) {
+  V acc = VZERO();
+  int64_t k = 0;
+  for (; k + W <= n; k += W)
+    acc = VFMA(VLOAD(a + k), VLOAD(b + k), acc);
+  float s = KNAME(hsum)(acc);
+  for (; k < n; k++)
+    s += a[k] * b[k];
+  return s;
+}
+
+static KFNI void KNAME(gemv_k)(const am_qfmt *f, const uint8_t *w,
+                               int64_t w_row, const char *s, int64_t s_row,
+                               const char *b, int64_t b_row, int64_t K,
+                               const float *const *xp, const float *const *xs,
+                               int nw, float *out, const int nr, const int kind,
+                               const int four) {
+  int gs = f->gs;
+  int64_t ng = K / gs;
+  size_t ses = am_dtype_size(f->sdt), bes = am_dtype_size(f->bdt);
+  const __m128i m4 = _mm_set1_epi8(0x0f);
+  float sc[QMM_GCHUNK], bi[QMM_GCHUNK];
+  for (int j = 0; j < nw; j++) {
+    const uint8_t *wj = w + j * w_row;
+    const char *sj = s + j * s_row, *bj = b ? b + j * b_row : NULL;
+    V acc[4] = {VZERO(), VZERO(), VZERO(), VZERO()};
+    float bs[4] = {0, 0, 0, 0};
+    for (int64_t g0 = 0; g0 < ng; g0 += QMM_GCHUNK) {
+      int64_t gn = ng - g0 < QMM_GCHUNK ? ng - g0 : QMM_GCHUNK;
+      KNAME(row_scales)
+      (f, sj + g0 * (int64_t)ses, bj ? bj + g0 * (int64_t)bes : NULL, gn, sc,
+       bi);
+      if (kind == K_AFF)
+        for (int r = 0; r < nr; r++)
+          bs[r] += KNAME(dotf)(bi, xs[r] + g0, gn);
+      for (int64_t gi = 0; gi < gn; gi++) {
+        V t[4] = {VZERO(), VZERO(), VZERO(), VZERO()};
+        int64_t c0 = (g0 + gi) * gs;
+        if (four) {
+          for (int64_t c = c0; c < c0 + gs; c += 2 * W) {
+            __m128i v = KNAME(ldw)(wj + c / 2);
+            V ql = KNAME(widen)(_mm_and_si128(v, m4), kind);
+            V qh = KNAME(widen)(_mm_and_si128(_mm_srli_epi16(v, 4), m4), kind);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+              t[r] = VFMA(ql, VLOAD(xp[r] + c), t[r]);
+              t[r] = VFMA(qh, VLOAD(xp[r] + c + W), t[r]);
+            }
+          }
+        } else {
+          for (int64_t c = c0; c < c0 + gs; c += W) {
+            V q = KNAME(widen)(KNAME(ldw)(wj + c), kind);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++)
+              t[r] = VFMA(q, VLOAD(xp[r] + c), t[r]);
+          }
+        }
+        V vs = VSET1(sc[gi]);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+          acc[r] = VFMA(t[r], vs, acc[r]);
+      }
+    }
+    for (int r = 0; r < nr; r++)
+      out[r * nw + j] = KNAME(hsum)(acc[r]) + bs[r];
+  }
+}
+
+#define GEMV_NR(kind, four)                                                    \
+  switch (nr) {                                                                \
+  case 1:                                                                      \
+    KNAME(gemv_k)                                                              \
+    (f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 1, kind, four);      \
+    break;                                                                     \
+  case 2:                                                                      \
+    KNAME(gemv_k)                                                              \
+    (f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 2, kind, four);      \
+    break;                                                                     \
+  case 3:                                                                      \
+    KNAME(gemv_k)                                                              \
+    (f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 3, kind, four);      \
+    break;                                                                     \
+  default:                                                                     \
+    KNAME(gemv_k)                                                              \
+    (f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 4, kind, four);      \
+  }
+
+static KFN void KNAME(gemv)(const am_qfmt *f, const uint8_t *w, int64_t w_row,
+                            const char *s, int64_t s_row, const char *b,
+                            int64_t b_row, int64_t K, const float *const *xp,
+                            const float *const *xs, int nr, int nw,
+                            float *out) {
+  if (f->mode == AM_QUANT_AFFINE) {
+    if (f->bits == 4) GEMV_NR(K_AFF, 1) else GEMV_NR(K_AFF, 0)
+  } else if (f->mode == AM_QUANT_MXFP8) {
+    GEMV_NR(K_FP8, 0)
+  } else {
+    GEMV_NR(K_FP4, 1)
+  }
+}
+#undef GEMV_NR
+
+#if QMM_ISA == 512
+/* ---- fused GEMV on bfloat16 activations (AVX512-BF16) ----
+ *
+ * For x held exactly in bfloat16 (a bfloat16 x), 4-bit codes become
+ * bfloat16 through a 16-entry table (vpermw) and vdpbf16ps multiplies 32
+ * pairs per instruction with float32 accumulation: the products are exact
+ * (as in the float32 path), at half the instructions. A step takes 64
+ * codes from 32 bytes, so prep lays x out per 64-block as the 32 even
+ * elements then the 32 odd ones, in bfloat16. */
+
+static KFNB void prep4_bf16(const float *x, int64_t K, int gs, float *xpv,
+                            float *xsum) {
+  uint16_t *xp = (uint16_t *)xpv;
+  for (int64_t b = 0; b < K; b += 64)
+    for (int i = 0; i < 32; i++) {
+      xp[b + i] = am_f32_to_bf16(x[b + 2 * i]);
+      xp[b + 32 + i] = am_f32_to_bf16(x[b + 2 * i + 1]);
+    }
+  for (int64_t g = 0; g * gs < K; g++) {
+    float s = 0;
+    for (int j = 0; j < gs; j++)
+      s += x[g * gs + j];
+    xsum[g] = s;
+  }
+}
+
+static __attribute__((always_inline)) inline KFNB void
+gemv_bf16_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
+            int64_t s_row, const char *b, int64_t b_row, int64_t K,
+            const float *const *xpf, const float *const *xs, int nw, float *out,
+            const int nr) {
+  int gs = f->gs;
+  int64_t ng = K / gs;
+  size_t ses = am_dtype_size(f->sdt), bes = am_dtype_size(f->bdt);
+  const __m512i lut = _mm512_set_epi16(
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x4170, 0x4160, 0x4150,
+      0x4140, 0x4130, 0x4120, 0x4110, 0x4100, 0x40e0, 0x40c0, 0x40a0, 0x4080,
+      0x4040, 0x4000, 0x3f80, 0x0000);
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const uint16_t *xp[4];
+  float sc[QMM_GCHUNK], bi[QMM_GCHUNK];
+  for (int r = 0; r < nr; r++)
+    xp[r] = (const uint16_t *)xpf[r];
+  for (int j = 0; j < nw; j++) {
+    const uint8_t *wj = w + j * w_row;
+    const char *sj = s + j * s_row, *bj = b + j * b_row;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps(), _mm512_setzero_ps()};
+    float bs[4] = {0, 0, 0, 0};
+    _mm_prefetch((const char *)(wj + w_row), _MM_HINT_T0);
+    for (int64_t g0 = 0; g0 < ng; g0 += QMM_GCHUNK) {
+      int64_t gn = ng - g0 < QMM_GCHUNK ? ng - g0 : QMM_GCHUNK;
+      am_convert(sj + g0 * (int64_t)ses, f->sdt, sc, AM_F32, gn);
+      am_convert(bj + g0 * (int64_t)bes, f->bdt, bi, AM_F32, gn);
+      for (int r = 0; r < nr; r++)
+        bs[r] += dotf_avx512(bi, xs[r] + g0, gn);
+      for (int64_t gi = 0; gi < gn; gi++) {
+        __m512 t[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
+                       _mm512_setzero_ps(), _mm512_setzero_ps()};
+        int64_t c0 = (g0 + gi) * gs;
+        for (int64_t c = c0; c < c0 + gs; c += 64) {
+          __m256i v = _mm256_loadu_si256((const __m256i *)(wj + c / 2));
+          __m256i lo = _mm256_and_si256(v, m4);
+          __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+          __m512i wl = _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(lo), lut);
+          __m512i wh = _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(hi), lut);
+#pragma GCC unroll 4
+          for (int r = 0; r < nr; r++) {
+            __m512i xl = _mm512_loadu_si512((const void *)(xp[r] + c));
+            __m512i xh = _mm512_loadu_si512((const void *)(xp[r] + c + 32));
+            t[r] = _mm512_dpbf16_ps(t[r], (__m512bh)wl, (__m512bh)xl);
+            t[r] = _mm512_dpbf16_ps(t[r], (__m512bh)wh, (__m512bh)xh);
+          }
+        }
+        __m512 vs = _mm512_set1_ps(sc[gi]);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+          acc[r] = _mm512_fmadd_ps(t[r], vs, acc[r]);
+      }
+    }
+    for (int r = 0; r < nr; r++)
+      out[r * nw + j] = _mm512_reduce_add_ps(acc[r]) + bs[r];
+  }
+}
+
+static KFNB void gemv_bf16(const am_qfmt *f, const uint8_t *w, int64_t w_row,
+                           const char *s, int64_t s_row, const char *b,
+                           int64_t b_row, int64_t K, const float *const *xp,
+                           const float *const *xs, int nr, int nw, float *out) {
+  switch (nr) {
+  case 1:
+    gemv_bf16_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 1);
+    break;
+  case 2:
+    gemv_bf16_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 2);
+    break;
+  case 3:
+    gemv_bf16_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 3);
+    break;
+  default:
+    gemv_bf16_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 4);
+  }
+}
+#endif
+
+#if QMM_ISA == 512
+/* ---- affine 4-bit "lane" kernels: no shuffles ----
+ *
+ * A 64-byte load holds 128 codes: u32 lane i holds codes 8i..8i+7. Code k
+ * of every lane, shifted to bits 19..22 and or-ed with 0x41800000 (one
+ * vpternlogd), is the float 16 + q, exactly; so t = sum x * (16 + q) and
+ * the 16 * sum(x) this adds folds into the bias term: per group,
+ * s*sum(x*q) + b*sum(x) = s*t + (b - 16 s)*sum(x). The products are exact
+ * and the sums only twice as large, so the precision stays that of the
+ * float path. In bfloat16 (u16 lanes of 4 codes) the same trick gives
+ * 0x4180 | q << 3 = bfloat16(16 + q) for vdpbf16ps.
+ *
+ * f32 lane j of t covers codes [8j, 8j + 8) of the 128-block in both
+ * forms, so its group is 8j / gs: the scales are spread over the lanes
+ * with one permute per block. prep lays x out per 128-block in the same
+ * order: 8 runs of 16 (x[8i + k] for code k, float) or 4 runs of 32
+ * (x[4i + k], bfloat16). */
+
+static KFN void prep4l_f32(const float *x, int64_t K, int gs, float *xp,
+                           float *xsum) {
+  for (int64_t b = 0; b < K; b += 128)
+    for (int k = 0; k < 8; k++)
+      for (int i = 0; i < 16; i++)
+        xp[b + 16 * k + i] = x[b + 8 * i + k];
+  for (int64_t g = 0; g * gs < K; g++) {
+    float s = 0;
+    for (int j = 0; j < gs; j++)
+      s += x[g * gs + j];
+    xsum[g] = s;
+  }
+}
+
+static KFN void prep4l_bf16(const float *x, int64_t K, int gs, float *xpv,
+                            float *xsum) {
+  uint16_t *xp = (uint16_t *)xpv;
+  for (int64_t b = 0; b < K; b += 128)
+    for (int k = 0; k < 4; k++)
+      for (int i = 0; i < 32; i++)
+        xp[b + 32 * k + i] = am_f32_to_bf16(x[b + 4 * i + k]);
+  for (int64_t g = 0; g * gs < K; g++) {
+    float s = 0;
+    for (int j = 0; j < gs; j++)
+      s += x[g * gs + j];
+    xsum[g] = s;
+  }
+}
+
+/* code k of each u32 lane as the float 16 + q */
+#define LANE_F32(v, k)                                                         \
+  _mm512_castsi512_ps(_mm512_ternarylogic_epi32(                               \
+      (k) < 5 ? _mm512_slli_epi32((v), 19 - 4 * (k))                           \
+              : _mm512_srli_epi32((v), 4 * (k)-19),                            \
+      _mm512_set1_epi32(0x00780000), _mm512_set1_epi32(0x41800000), 0xea))
+/* code k of each u16 lane as bfloat16(16 + q) */
+#define LANE_BF16(v, k)                                                        \
+  _mm512_ternarylogic_epi32((k) == 0 ? _mm512_slli_epi16((v), 3)               \
+                                     : _mm512_srli_epi16((v), 4 * (k)-3),      \
+                            _mm512_set1_epi16(0x0078),                         \
+                            _mm512_set1_epi16(0x4180), 0xea)
+
+static __attribute__((always_inline)) inline KFNB void
+gemv4l_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
+         int64_t s_row, const char *b, int64_t b_row, int64_t K,
+         const float *const *xpf, const float *const *xs, int nw, float *out,
+         const int nr, const int bf) {
+  int gs = f->gs;
+  int64_t ng = K / gs;
+  size_t ses = am_dtype_size(f->sdt), bes = am_dtype_size(f->bdt);
+  float sc[QMM_GCHUNK + 4], bi[QMM_GCHUNK];
+  /* lane j of a block -> its group's slot among the block's <= 4 */
+  const __m512i gidx = _mm512_srli_epi32(
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+                                          4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(8)),
+      gs == 32   ? 5
+      : gs == 64 ? 6
+                 : 7);
+  for (int j = 0; j < nw; j++) {
+    const uint8_t *wj = w + j * w_row;
+    const char *sj = s + j * s_row, *bj = b + j * b_row;
+    __m512 acc[4];
+    float bs[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+      acc[r] = _mm512_setzero_ps();
+      bs[r] = 0;
+    }
+    _mm_prefetch(sj + 4 * s_row, _MM_HINT_T0);
+    _mm_prefetch(bj + 4 * b_row, _MM_HINT_T0);
+    for (int64_t g0 = 0; g0 < ng; g0 += QMM_GCHUNK) {
+      int64_t gn = ng - g0 < QMM_GCHUNK ? ng - g0 : QMM_GCHUNK;
+      am_convert(sj + g0 * (int64_t)ses, f->sdt, sc, AM_F32, gn);
+      am_convert(bj + g0 * (int64_t)bes, f->bdt, bi, AM_F32, gn);
+      for (int64_t g = 0; g < gn; g++)
+        bi[g] -= 16.0f * sc[g];
+      sc[gn] = sc[gn + 1] = sc[gn + 2] = sc[gn + 3] = 0;
+      for (int r = 0; r < nr; r++)
+        bs[r] += dotf_avx512(bi, xs[r] + g0, gn);
+      int64_t c0 = g0 * gs, c1 = c0 + gn * gs, gb = 0, gstep = 128 / gs;
+      for (int64_t c = c0; c < c1; c += 128, gb += gstep) {
+        __m512i v = _mm512_loadu_si512((const void *)(wj + c / 2));
+        _mm_prefetch((const char *)(wj + c / 2) + QMM_PF, _MM_HINT_T0);
+        /* np independent partial sums per row hide the dot/FMA latency
+         * when there are few rows */
+        const int np = nr >= 4 ? 1 : nr == 1 ? 4 : 2;
+        __m512 t[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+          for (int p = 0; p < np; p++)
+            t[r][p] = _mm512_setzero_ps();
+        if (bf) {
+#pragma GCC unroll 4
+          for (int k = 0; k < 4; k++) {
+            __m512i q = LANE_BF16(v, k);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++)
+              t[r][k % np] = _mm512_dpbf16_ps(
+                  t[r][k % np], (__m512bh)q,
+                  (__m512bh)_mm512_loadu_si512(
+                      (const void *)((const uint16_t *)xpf[r] + c + 32 * k)));
+          }
+        } else {
+#pragma GCC unroll 8
+          for (int k = 0; k < 8; k++) {
+            __m512 q = LANE_F32(v, k);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++)
+              t[r][k % np] = _mm512_fmadd_ps(
+                  q, _mm512_loadu_ps(xpf[r] + c + 16 * k), t[r][k % np]);
+          }
+        }
+        __m512 sv = _mm512_permutexvar_ps(
+            gidx, _mm512_castps128_ps512(_mm_loadu_ps(sc + gb)));
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+          __m512 tr = t[r][0];
+#pragma GCC unroll 4
+          for (int p = 1; p < np; p++)
+            tr = _mm512_add_ps(tr, t[r][p]);
+          acc[r] = _mm512_fmadd_ps(tr, sv, acc[r]);
+        }
+      }
+    }
+    for (int r = 0; r < nr; r++)
+      out[r * nw + j] = _mm512_reduce_add_ps(acc[r]) + bs[r];
+  }
+}
+#undef LANE_F32
+#undef LANE_BF16
+
+#define GEMV4L_CASE(n, bf)                                                     \
+  case n:                                                                      \
+    gemv4l_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, n, bf);      \
+    break;
+#define GEMV4L(name, bf)                                                       \
+  static KFNB void name(const am_qfmt *f, const uint8_t *w, int64_t w_row,     \
+                        const char *s, int64_t s_row, const char *b,           \
+                        int64_t b_row, int64_t K, const float *const *xp,      \
+                        const float *const *xs, int nr, int nw, float *out) {  \
+    switch (nr) {                                                              \
+      GEMV4L_CASE(1, bf)                                                       \
+      GEMV4L_CASE(2, bf)                                                       \
+      GEMV4L_CASE(3, bf)                                                       \
+    default:                                                                   \
+      gemv4l_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 4, bf);    \
+    }                                                                          \
+  }
+GEMV4L(gemv4l_f32, 0)
+GEMV4L(gemv4l_bf16, 1)
+#undef GEMV4L
+#undef GEMV4L_CASE
+#endif
 
 #endif /* QMM_ISA */

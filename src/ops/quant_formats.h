@@ -340,13 +340,41 @@ typedef void (*am_q_axpy_fn)(const float *xs, int nk, const float *w,
 am_q_dot_fn am_q_dot_kernel(void);
 am_q_axpy_fn am_q_axpy_kernel(void);
 
+/** Dot products of 4 rows of a (pointers) with 4 rows of b (stride ldb):
+ * out[i*4 + j] = sum_k a[i][k] * b[j*ldb + k], k < n. */
+typedef void (*am_q_dot44_fn)(const float *const *a, const float *b,
+                              int64_t ldb, int64_t n, float *out);
+
+/** The fused GEMV of a format (transposed weights, decoded in registers):
+ * prep rewrites one x row of K floats into the kernel's element order
+ * (xp, K floats) and, for affine, the row's per-group sums (xsum);
+ * gemv computes out[r*nw + j] = x_r . deq(W row j) for nr <= max_rows
+ * (see am_q_fused_simd) prepared
+ * rows and nw weight rows (row strides w_row, s_row, b_row in bytes; K
+ * elements each). */
+typedef void (*am_q_prep_fn)(const float *x, int64_t K, int gs, float *xp,
+                             float *xsum);
+typedef void (*am_q_gemv_fn)(const am_qfmt *f, const uint8_t *w, int64_t w_row,
+                             const char *s, int64_t s_row, const char *b,
+                             int64_t b_row, int64_t K, const float *const *xp,
+                             const float *const *xsum, int nr, int nw,
+                             float *out);
+
 /** SIMD versions (qmm_simd.c); NULL when the CPU lacks the ISA. */
 am_q_decode_fn am_q_decoder_simd(const am_qfmt *f);
 am_q_dot_fn am_q_dot_simd(void);
 am_q_axpy_fn am_q_axpy_simd(void);
+am_q_dot44_fn am_q_dot44_simd(void);
+/** The fused GEMV for f (affine 4/8 bits, mxfp4, mxfp8, nvfp4), or false
+ * when there is none for it on this CPU (rows of K elements). x_bf16: x holds
+ * bfloat16 values exactly, so a bfloat16 dot-product kernel may be used (prep
+ * then writes bfloat16 elements). */
+bool am_q_fused_simd(const am_qfmt *f, int64_t K, bool x_bf16,
+                     am_q_prep_fn *prep, am_q_gemv_fn *gemv, int *max_rows);
 
 /** Test switch: the instruction set the kernels may use: 0 the best one
- * (default), 1 portable C only, 2 up to AVX2, 512 up to AVX-512. */
+ * (default), 1 portable C only, 2 up to AVX2, 512 up to AVX-512 (F, BW),
+ * 1024 also AVX512-BF16. */
 void am_qmm_set_isa(int isa);
 
 /** Bench/test switch: when false, gather_qmm / gather_mm run one small
