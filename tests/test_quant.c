@@ -788,6 +788,9 @@ static void test_gather_ref(void) {
         srt[j] = t;
       }
   check_gather(&r, &c, false, P, E, 1, 24, 128, P, ar, srt, 2, true, 0);
+  /* a broken promise (sorted_indices on unsorted rhs) is still correct:
+   * each run of equal indices is a group */
+  check_gather(&r, &c, false, P, E, 1, 24, 128, P, ar, rhs, 2, true, 2);
   /* lhs only: w's default arange, so P == E */
   int64_t l2[7] = {3, 0, 3, 1, 2, 2, 0};
   check_gather(&r, &c, false, 4, 7, 3, 16, 64, 7, l2, ar, 1, false, 0);

@@ -792,15 +792,18 @@ static KFN void prep4l_bf16(const float *x, int64_t K, int gs, float *xpv,
                             _mm512_set1_epi16(0x0078),                         \
                             _mm512_set1_epi16(0x4180), 0xea)
 
+/* nwb weight rows (j0..) against nr x rows at once: nr * nwb chains; np
+ * partial sums each make at least 4 (the dot/FMA latency hides). */
 static __attribute__((always_inline)) inline KFNB void
-gemv4l_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
-         int64_t s_row, const char *b, int64_t b_row, int64_t K,
-         const float *const *xpf, const float *const *xs, int nw, float *out,
-         const int nr, const int bf) {
+gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
+           int64_t s_row, const char *b, int64_t b_row, int64_t K,
+           const float *const *xpf, const float *const *xs, int j0, int nw,
+           float *out, const int nr, const int nwb, const int bf) {
   int gs = f->gs;
   int64_t ng = K / gs;
   size_t ses = am_dtype_size(f->sdt), bes = am_dtype_size(f->bdt);
-  float sc[QMM_GCHUNK + 4], bi[QMM_GCHUNK];
+  const int np = nr * nwb >= 4 ? 1 : 4 / (nr * nwb);
+  float sc[4][QMM_GCHUNK + 4], bi[QMM_GCHUNK];
   /* lane j of a block -> its group's slot among the block's <= 4 */
   const __m512i gidx = _mm512_srli_epi32(
       _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
@@ -809,76 +812,116 @@ gemv4l_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
       gs == 32   ? 5
       : gs == 64 ? 6
                  : 7);
-  for (int j = 0; j < nw; j++) {
-    const uint8_t *wj = w + j * w_row;
-    const char *sj = s + j * s_row, *bj = b + j * b_row;
-    __m512 acc[4];
-    float bs[4];
+  const uint8_t *wj[4];
+  __m512 acc[4][4];
+  float bs[4][4];
+#pragma GCC unroll 4
+  for (int q = 0; q < nwb; q++) {
+    wj[q] = w + (j0 + q) * w_row;
 #pragma GCC unroll 4
     for (int r = 0; r < nr; r++) {
-      acc[r] = _mm512_setzero_ps();
-      bs[r] = 0;
+      acc[q][r] = _mm512_setzero_ps();
+      bs[q][r] = 0;
     }
-    _mm_prefetch(sj + 4 * s_row, _MM_HINT_T0);
-    _mm_prefetch(bj + 4 * b_row, _MM_HINT_T0);
-    for (int64_t g0 = 0; g0 < ng; g0 += QMM_GCHUNK) {
-      int64_t gn = ng - g0 < QMM_GCHUNK ? ng - g0 : QMM_GCHUNK;
-      am_convert(sj + g0 * (int64_t)ses, f->sdt, sc, AM_F32, gn);
+  }
+  for (int64_t g0 = 0; g0 < ng; g0 += QMM_GCHUNK) {
+    int64_t gn = ng - g0 < QMM_GCHUNK ? ng - g0 : QMM_GCHUNK;
+#pragma GCC unroll 4
+    for (int q = 0; q < nwb; q++) {
+      const char *sj = s + (j0 + q) * s_row, *bj = b + (j0 + q) * b_row;
+      _mm_prefetch(sj + nwb * s_row, _MM_HINT_T0);
+      _mm_prefetch(bj + nwb * b_row, _MM_HINT_T0);
+      am_convert(sj + g0 * (int64_t)ses, f->sdt, sc[q], AM_F32, gn);
       am_convert(bj + g0 * (int64_t)bes, f->bdt, bi, AM_F32, gn);
       for (int64_t g = 0; g < gn; g++)
-        bi[g] -= 16.0f * sc[g];
-      sc[gn] = sc[gn + 1] = sc[gn + 2] = sc[gn + 3] = 0;
+        bi[g] -= 16.0f * sc[q][g];
+      sc[q][gn] = sc[q][gn + 1] = sc[q][gn + 2] = sc[q][gn + 3] = 0;
+#pragma GCC unroll 4
       for (int r = 0; r < nr; r++)
-        bs[r] += dotf_avx512(bi, xs[r] + g0, gn);
-      int64_t c0 = g0 * gs, c1 = c0 + gn * gs, gb = 0, gstep = 128 / gs;
-      for (int64_t c = c0; c < c1; c += 128, gb += gstep) {
-        __m512i v = _mm512_loadu_si512((const void *)(wj + c / 2));
-        _mm_prefetch((const char *)(wj + c / 2) + QMM_PF, _MM_HINT_T0);
-        /* np independent partial sums per row hide the dot/FMA latency
-         * when there are few rows */
-        const int np = nr >= 4 ? 1 : nr == 1 ? 4 : 2;
-        __m512 t[4][4];
+        bs[q][r] += dotf_avx512(bi, xs[r] + g0, gn);
+    }
+    int64_t c0 = g0 * gs, c1 = c0 + gn * gs, gb = 0, gstep = 128 / gs;
+    for (int64_t c = c0; c < c1; c += 128, gb += gstep) {
+      __m512i v[4];
+      __m512 t[4][4][4];
+#pragma GCC unroll 4
+      for (int q = 0; q < nwb; q++) {
+        v[q] = _mm512_loadu_si512((const void *)(wj[q] + c / 2));
+        _mm_prefetch((const char *)(wj[q] + c / 2) + QMM_PF, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
           for (int p = 0; p < np; p++)
-            t[r][p] = _mm512_setzero_ps();
-        if (bf) {
+            t[q][r][p] = _mm512_setzero_ps();
+      }
+      if (bf) {
 #pragma GCC unroll 4
-          for (int k = 0; k < 4; k++) {
-            __m512i q = LANE_BF16(v, k);
+        for (int k = 0; k < 4; k++) {
+          __m512i xv[4];
 #pragma GCC unroll 4
-            for (int r = 0; r < nr; r++)
-              t[r][k % np] = _mm512_dpbf16_ps(
-                  t[r][k % np], (__m512bh)q,
-                  (__m512bh)_mm512_loadu_si512(
-                      (const void *)((const uint16_t *)xpf[r] + c + 32 * k)));
-          }
-        } else {
-#pragma GCC unroll 8
-          for (int k = 0; k < 8; k++) {
-            __m512 q = LANE_F32(v, k);
+          for (int r = 0; r < nr; r++)
+            xv[r] = _mm512_loadu_si512(
+                (const void *)((const uint16_t *)xpf[r] + c + 32 * k));
+#pragma GCC unroll 4
+          for (int q = 0; q < nwb; q++) {
+            __m512i qv = LANE_BF16(v[q], k);
 #pragma GCC unroll 4
             for (int r = 0; r < nr; r++)
-              t[r][k % np] = _mm512_fmadd_ps(
-                  q, _mm512_loadu_ps(xpf[r] + c + 16 * k), t[r][k % np]);
+              t[q][r][k % np] = _mm512_dpbf16_ps(t[q][r][k % np], (__m512bh)qv,
+                                                 (__m512bh)xv[r]);
           }
         }
+      } else {
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+          __m512 xv[4];
+#pragma GCC unroll 4
+          for (int r = 0; r < nr; r++)
+            xv[r] = _mm512_loadu_ps(xpf[r] + c + 16 * k);
+#pragma GCC unroll 4
+          for (int q = 0; q < nwb; q++) {
+            __m512 qv = LANE_F32(v[q], k);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++)
+              t[q][r][k % np] = _mm512_fmadd_ps(qv, xv[r], t[q][r][k % np]);
+          }
+        }
+      }
+#pragma GCC unroll 4
+      for (int q = 0; q < nwb; q++) {
         __m512 sv = _mm512_permutexvar_ps(
-            gidx, _mm512_castps128_ps512(_mm_loadu_ps(sc + gb)));
+            gidx, _mm512_castps128_ps512(_mm_loadu_ps(sc[q] + gb)));
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
-          __m512 tr = t[r][0];
+          __m512 tr = t[q][r][0];
 #pragma GCC unroll 4
           for (int p = 1; p < np; p++)
-            tr = _mm512_add_ps(tr, t[r][p]);
-          acc[r] = _mm512_fmadd_ps(tr, sv, acc[r]);
+            tr = _mm512_add_ps(tr, t[q][r][p]);
+          acc[q][r] = _mm512_fmadd_ps(tr, sv, acc[q][r]);
         }
       }
     }
-    for (int r = 0; r < nr; r++)
-      out[r * nw + j] = _mm512_reduce_add_ps(acc[r]) + bs[r];
   }
+  for (int q = 0; q < nwb; q++)
+    for (int r = 0; r < nr; r++)
+      out[r * nw + j0 + q] = _mm512_reduce_add_ps(acc[q][r]) + bs[q][r];
+}
+
+/* All nw weight rows: blocks of 4/nr rows, then one at a time. */
+static __attribute__((always_inline)) inline KFNB void
+gemv4l_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
+         int64_t s_row, const char *b, int64_t b_row, int64_t K,
+         const float *const *xpf, const float *const *xs, int nw, float *out,
+         const int nr, const int bf) {
+  const int nwb = nr == 1 ? 4 : nr == 2 ? 4 : 2;
+  int j = 0;
+  if (nwb > 1)
+    for (; j + nwb <= nw; j += nwb)
+      gemv4l_blk(f, w, w_row, s, s_row, b, b_row, K, xpf, xs, j, nw, out, nr,
+                 nwb, bf);
+  for (; j < nw; j++)
+    gemv4l_blk(f, w, w_row, s, s_row, b, b_row, K, xpf, xs, j, nw, out, nr, 1,
+               bf);
 }
 #undef LANE_F32
 #undef LANE_BF16
