@@ -446,9 +446,6 @@ static KFNI __m128i KNAME(ldw)(const uint8_t *p) {
 #define QMM_KINDS
 enum { K_AFF = 0, K_FP4 = 1, K_FP8 = 2 };
 enum { QMM_GCHUNK = 256 }; /* groups whose scales are converted at once */
-#ifndef QMM_PF
-#define QMM_PF 4096 /* software prefetch distance in the weight stream */
-#endif
 #endif
 
 /* the first W bytes of c as floats: codes, E2M1 values, or E4M3 / 256 */
