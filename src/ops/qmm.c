@@ -14,12 +14,16 @@
  * chose it. Work is split into tasks (group, block of rows, block of
  * output columns) spread over the thread pool.
  *
- * Kernels never dequantize a whole matrix: a task decodes a block of
- * weight rows, one K-chunk at a time, into a small float buffer (L1/L2)
- * and multiplies it with every x row of its group, accumulating in
- * float32. The decoders, dot and axpy kernels have AVX2/AVX-512 versions
- * (qmm_simd.c) chosen at run time; the portable ones below are the
- * reference.
+ * Kernels never dequantize a whole matrix. With transposed weights (the
+ * usual layout) and a fused kernel for the format (affine 4/8-bit, mxfp4,
+ * mxfp8, nvfp4 on AVX2/AVX-512), codes are decoded in registers and
+ * multiplied with up to 4 prepared x rows at a time (the M = 1 decode
+ * GEMV included); bfloat16 activations use AVX512-BF16 dot products.
+ * Otherwise a task decodes a block of weight rows, one K-chunk at a time,
+ * into a small float buffer (L1/L2) and takes 4x4-blocked dot products
+ * with every x row of its group (or, not transposed, multi-row axpys),
+ * accumulating in float32. The SIMD kernels (qmm_simd.c) are chosen at
+ * run time; the portable ones below are the reference.
  */
 #include "quant_formats.h"
 

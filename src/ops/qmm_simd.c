@@ -1,7 +1,8 @@
 /*
- * qmm_simd.c — AVX2 and AVX-512 kernels of the quantized matmuls: the
- * row decoders (packed codes + group scales to float), the dot products
- * (one row against up to 4) and the multi-row axpy, chosen at run time.
+ * qmm_simd.c — AVX2 and AVX-512 kernels of the quantized matmuls, chosen
+ * at run time: row decoders (packed codes + group scales to float), dot
+ * products (1x4 and 4x4 blocks), multi-row axpys, and the fused GEMVs that
+ * decode codes in registers (see qmm.c for when each runs).
  *
  * The kernels are written once, in the second half of this file, against
  * a small vector vocabulary; the first half defines the vocabulary for one
@@ -14,10 +15,16 @@
  * Decoding works on 16 codes at a time, as 16 bytes in natural order (one
  * code per byte) that a per-ISA helper widens to float: 4-bit codes
  * (affine, E2M1) interleave the low and high nibbles of 8 bytes, 8-bit
- * codes are the bytes, 2-bit codes come from variable shifts of one word,
- * and 3/5/6-bit codes are extracted one by one (rare formats). E2M1 maps
+ * codes are the bytes, 2-bit codes come from shifts of one word, and
+ * 3/5/6-bit codes are extracted one by one (rare formats). E2M1 maps
  * through a 16-entry table permute, E4M3 through float16 conversion (as
  * MLX's FromFP8: magnitude bits << 7 as a half, times 256).
+ *
+ * The fused GEMVs never put codes in natural order: x is laid out (once
+ * per call) in the order the codes come out of the words, low nibbles
+ * then high nibbles, or, for the affine 4-bit "lane" kernels, code k of
+ * every 32-bit lane (see prep4l_f32), which needs neither shuffles nor
+ * int-to-float conversions.
  */
 #ifndef QMM_ISA
 #include "quant_formats.h"
