@@ -852,8 +852,7 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
       for (int q = 0; q < nwb; q++) {
         v[q] = _mm512_loadu_si512((const void *)(wj[q] + c / 2));
         /* the same place in the next pass's rows: ~nwb rows ahead */
-        _mm_prefetch((const char *)(wj[q] + c / 2) + nwb * w_row,
-                     _MM_HINT_T0);
+        _mm_prefetch((const char *)(wj[q] + c / 2) + nwb * w_row, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
