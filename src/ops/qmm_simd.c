@@ -567,6 +567,9 @@ static KFNI void KNAME(gemv_k)(const am_qfmt *f, const uint8_t *w,
       for (int64_t gi = 0; gi < gn; gi++) {
         V t[4] = {VZERO(), VZERO(), VZERO(), VZERO()};
         int64_t c0 = (g0 + gi) * gs;
+        /* the next row, same place (rows are usually contiguous) */
+        _mm_prefetch((const char *)(wj + (four ? c0 / 2 : c0)) + w_row,
+                     _MM_HINT_T1);
         if (four) {
           for (int64_t c = c0; c < c0 + gs; c += 2 * W) {
             __m128i v = KNAME(ldw)(wj + c / 2);
@@ -680,7 +683,6 @@ gemv_bf16_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps(), _mm512_setzero_ps()};
     float bs[4] = {0, 0, 0, 0};
-    _mm_prefetch((const char *)(wj + w_row), _MM_HINT_T0);
     for (int64_t g0 = 0; g0 < ng; g0 += QMM_GCHUNK) {
       int64_t gn = ng - g0 < QMM_GCHUNK ? ng - g0 : QMM_GCHUNK;
       am_convert(sj + g0 * (int64_t)ses, f->sdt, sc, AM_F32, gn);
@@ -693,6 +695,7 @@ gemv_bf16_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
         int64_t c0 = (g0 + gi) * gs;
         for (int64_t c = c0; c < c0 + gs; c += 64) {
           __m256i v = _mm256_loadu_si256((const __m256i *)(wj + c / 2));
+          _mm_prefetch((const char *)(wj + c / 2) + w_row, _MM_HINT_T1);
           __m256i lo = _mm256_and_si256(v, m4);
           __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
           __m512i wl = _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(lo), lut);
@@ -852,7 +855,7 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
       for (int q = 0; q < nwb; q++) {
         v[q] = _mm512_loadu_si512((const void *)(wj[q] + c / 2));
         /* the same place in the next pass's rows: ~nwb rows ahead */
-        _mm_prefetch((const char *)(wj[q] + c / 2) + nwb * w_row, _MM_HINT_T0);
+        _mm_prefetch((const char *)(wj[q] + c / 2) + nwb * w_row, _MM_HINT_T1);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
