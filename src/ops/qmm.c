@@ -165,11 +165,13 @@ typedef struct {
   am_q_dot44_fn dot44;
   am_q_gemv_fn gemv; /* fused GEMV (pb->xp prepared), or NULL          */
   int64_t n_groups;
-  const int64_t *order;  /* pairs, group by group                     */
-  const int64_t *gstart; /* first pair of group g in order[]          */
-  const int64_t *gtask;  /* first task of group g (n_groups+1 entries) */
-  int64_t n_nblk;        /* column blocks per row block               */
-  int64_t nb;            /* columns per block                         */
+  const int64_t *order;   /* pairs, group by group                     */
+  const int64_t *gstart;  /* first pair of group g in order[]          */
+  const int64_t *gtask;   /* first task of group g (n_groups+1 entries) */
+  int64_t n_nblk;         /* column blocks per row block               */
+  int64_t nb;             /* columns per block                         */
+  int64_t n_tasks, batch; /* tasks, and how many a thread takes at once */
+  atomic_llong next;      /* next task to hand out                     */
   atomic_int oom;
 } qmm_run;
 
@@ -315,16 +317,10 @@ static void task_n(const qmm_run *c, int64_t g, int64_t r0, int64_t nr,
   store_rows(c, g, r0, nr, n0, nn, acc, nn);
 }
 
-static void run_tasks(void *vc, int64_t t0, int64_t t1) {
-  qmm_run *c = vc;
+/* Tasks [t0, t1) with the given scratch. */
+static void run_range(qmm_run *c, int64_t t0, int64_t t1, float *acc,
+                      float *wdec) {
   const qmm_prob *pb = c->pb;
-  size_t wdec_n = pb->transpose ? (size_t)NB_T * KC : (size_t)KB_N * NB_N;
-  float *acc = malloc(((size_t)RB * (size_t)c->nb + wdec_n) * sizeof *acc);
-  if (!acc) {
-    atomic_store(&c->oom, 1);
-    return;
-  }
-  float *wdec = acc + (size_t)RB * (size_t)c->nb;
   /* the group of task t0, then walk forward */
   int64_t lo = 0, hi = c->n_groups - 1;
   while (lo < hi) {
@@ -347,6 +343,29 @@ static void run_tasks(void *vc, int64_t t0, int64_t t1) {
       task_t(c, g, r0, nr, n0, nn, acc, wdec);
     else
       task_n(c, g, r0, nr, n0, nn, acc, wdec);
+  }
+}
+
+/* One pool thread: pulls batches of tasks from the shared counter until
+ * none are left, so a thread that starts late or runs slow (uneven
+ * groups, a busy core) takes fewer. */
+static void run_worker(void *vc, int64_t b, int64_t e) {
+  (void)b;
+  (void)e;
+  qmm_run *c = vc;
+  const qmm_prob *pb = c->pb;
+  size_t wdec_n = pb->transpose ? (size_t)NB_T * KC : (size_t)KB_N * NB_N;
+  float *acc = malloc(((size_t)RB * (size_t)c->nb + wdec_n) * sizeof *acc);
+  if (!acc) {
+    atomic_store(&c->oom, 1);
+    return;
+  }
+  float *wdec = acc + (size_t)RB * (size_t)c->nb;
+  for (;;) {
+    int64_t t0 = atomic_fetch_add(&c->next, c->batch);
+    if (t0 >= c->n_tasks) break;
+    int64_t t1 = t0 + c->batch < c->n_tasks ? t0 + c->batch : c->n_tasks;
+    run_range(c, t0, t1, acc, wdec);
   }
   free(acc);
 }
@@ -402,10 +421,14 @@ static am_status qmm_execute(const qmm_prob *pb, bool sorted) {
   }
   gtask[ng] = nt;
   if (nt) {
-    /* at least ~2^17 multiply-adds per chunk: small problems run inline */
+    /* every pool thread pulls batches of tasks (~8 per thread in all);
+     * less than ~2^18 multiply-adds in all run inline */
     double work = (double)P * (double)pb->M * (double)pb->N * (double)pb->K;
-    double g = (double)nt * (double)(1 << 17) / (work > 1 ? work : 1);
-    am_parallel_for(nt, g < 1 ? 1 : (int64_t)g, run_tasks, &c);
+    int nth = work < (double)(1 << 18) ? 1 : am_get_num_threads();
+    c.n_tasks = nt;
+    c.batch = nt / (8 * (int64_t)nth) > 1 ? nt / (8 * (int64_t)nth) : 1;
+    atomic_init(&c.next, 0);
+    am_parallel_for(nth, 1, run_worker, &c);
     if (atomic_load(&c.oom)) goto oom;
   }
   goto done;
