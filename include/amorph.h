@@ -634,6 +634,118 @@ AM_API am_array am_embedding(am_array table, am_array ids);
 
 /* (section: quant) */
 
+/** Quantization modes: MLX's formats, bit-exact with MLX 0.32.
+ *
+ *  mode    group sizes    bits            scales        biases
+ *  affine  32, 64*, 128   2,3,4*,5,6,8    w's dtype     yes (w's dtype)
+ *  mxfp4   32*            4*              uint8 E8M0    no
+ *  mxfp8   32*            8*              uint8 E8M0    no
+ *  nvfp4   16*            4*              uint8 E4M3    no
+ *  (* the default, asked for with 0.)
+ *
+ * A row (last axis) of K elements packs into K*bits/32 uint32 words: code
+ * i takes stream bits [i*bits, (i+1)*bits) of the row, little-endian (so
+ * at 4 bits element 0 is the low nibble of word 0, and 3/5/6-bit codes
+ * straddle bytes). Each group of group_size elements has one scale (and
+ * bias). affine: w = scale*q + bias, q unsigned; quantizing picks as MLX
+ * does the bias at the group's extreme of larger magnitude and makes 0
+ * exact (the scale may be negative). mxfp4/nvfp4: E2M1 codes (magnitudes
+ * 0, .5, 1, 1.5, 2, 3, 4, 6; bit 3 the sign; quantizing takes the nearest,
+ * ties towards the smaller magnitude), mxfp8: E4M3 bytes; the scale is
+ * 2^(s-127) (E8M0: quantizing picks the smallest power of two >=
+ * amax/6 or amax/448, as MLX 0.32.4 does) or an E4M3 value (nvfp4: amax/6
+ * rounded), times global_scale/2688 for nvfp4 with a float32 global
+ * scale. E4M3 saturates at 448 and has no NaN (0x7f decodes to 480), as in
+ * MLX.
+ *
+ * Non-finite inputs (no UB, never a crash): affine ignores NaN for the
+ * group's min/max and quantizes a NaN element as 0; a group holding an
+ * infinity gets a NaN or infinite scale/bias as the arithmetic gives (as
+ * MLX). mxfp4/mxfp8: a group holding NaN or an infinity gets scale byte
+ * 0xff and codes 0, so it dequantizes to NaN (MLX gives such a group an
+ * arbitrary scale); the exponent is clamped to E8M0's [-127, 127] (MLX
+ * wraps it for groups of magnitude below ~2^-124). nvfp4 follows MLX's
+ * arithmetic: the scale saturates to 448 and NaN/inf elements give code 0.
+ */
+typedef enum am_quant_mode {
+  AM_QUANT_AFFINE = 0,
+  AM_QUANT_MXFP4,
+  AM_QUANT_MXFP8,
+  AM_QUANT_NVFP4,
+  AM_QUANT_MODE_COUNT
+} am_quant_mode;
+
+/** Quantizes w (float16/bfloat16/float32, >= 2 dims, last dim divisible by
+ * the group size) into outs[0] = wq (uint32 [..., K*bits/32]), outs[1] =
+ * scales ([..., K/group_size]: w's dtype for affine, uint8 otherwise) and,
+ * for affine, outs[2] = biases (like scales). outs must have room for 3;
+ * outs[2] is set to NULL for the other modes. group_size/bits 0 pick the
+ * mode's defaults. global_scale (a float32 array of one element, nvfp4
+ * only) may be NULL. One primitive with 2 or 3 outputs. On error every
+ * output is an error array and the status is returned. */
+AM_API am_status am_quantize(am_array w, int group_size, int bits,
+                             am_quant_mode mode, am_array global_scale,
+                             am_array *outs);
+/** Unpacks wq (uint32 [..., Kp]) with scales (and biases, affine only;
+ * NULL otherwise) into [..., Kp*32/bits] of dtype `dtype` (float16,
+ * bfloat16 or float32), or with AM_DTYPE_COUNT the default: the
+ * scales/biases promotion for affine, bfloat16 for the fp modes. Values
+ * match MLX's exactly: affine rounds scale*q to the scales' dtype and adds
+ * the bias in the scales/biases promotion. global_scale: nvfp4 only (MLX
+ * then returns float32 whatever dtype is asked; amorph honours dtype). */
+AM_API am_array am_dequantize(am_array wq, am_array scales, am_array biases,
+                              int group_size, int bits, am_quant_mode mode,
+                              am_array global_scale, am_dtype dtype);
+/** x @ dequantize(w).T (transpose) or x @ dequantize(w), reading the packed
+ * weights directly. w: [..., N, K*bits/32] (transpose) or [..., K,
+ * N*bits/32]; x: [..., K] (>= 1 dim). Output x.shape[:-1] + [N]; when x
+ * and w both have more than 2 dims their batch dims broadcast (output
+ * batch + [M, N]). When x has at most 2 dims w's batch dims must all be 1
+ * (MLX would silently use w's first matrix). dtype: affine gives the
+ * promotion of x, scales and biases (an integer x is cast to it first);
+ * the fp modes give x's dtype (float16/bfloat16/float32). Accumulates in
+ * float32. */
+AM_API am_array am_quantized_matmul(am_array x, am_array wq, am_array scales,
+                                    am_array biases, bool transpose,
+                                    int group_size, int bits,
+                                    am_quant_mode mode);
+/** Quantized matmul with matrix-level gather (MoE experts): x [..bx.., M,
+ * K], w [..bw.., N, Kp] (transpose) with scales/biases of w's batch dims.
+ * lhs_indices / rhs_indices (integer arrays, either may be NULL) hold flat
+ * indices into x's and w's batch dims; they broadcast together to the
+ * output batch shape B, and out[i..] = x[lhs[i..]] @ deq(w[rhs[i..]])(.T):
+ * output B + [M, N], dtype as am_quantized_matmul. A missing index array
+ * stands for arange(prod(batch)) over that operand's batch shape (as
+ * MLX); with both missing this is am_quantized_matmul. An index outside
+ * [0, batch size) (negative ones too) fails at eval with
+ * AM_ERR_INVALID_ARG. Pairs are grouped by weight matrix inside the
+ * kernel, so each selected expert's weights are read once per call;
+ * sorted_indices promises sorted indices (equal ones adjacent), which
+ * only skips that grouping pass. The node's inputs are x, w, scales,
+ * [biases], [lhs], [rhs] (biases for affine only, indices when given). */
+AM_API am_array am_gather_qmm(am_array x, am_array wq, am_array scales,
+                              am_array biases, am_array lhs_indices,
+                              am_array rhs_indices, bool transpose,
+                              int group_size, int bits, am_quant_mode mode,
+                              bool sorted_indices);
+/** Matmul with matrix-level gather on float operands: a [..., M, K], b
+ * [..., K, N] (a 1-d a or b gets a unit dim that is removed from the
+ * result, as matmul), indices as in am_gather_qmm; output B + [M, N] of
+ * dtype am_result_type(a, b), which must be float16, bfloat16 or float32
+ * (operands are cast to it). Without indices it is a batched matmul with
+ * NumPy broadcasting of the batch dims. */
+AM_API am_array am_gather_mm(am_array a, am_array b, am_array lhs_indices,
+                             am_array rhs_indices, bool sorted_indices);
+/** Embedding lookup in a quantized table: rows `indices` (any integer
+ * dtype and shape; negative ones count from the end) of the 2-d table
+ * (wq [V, Kp], scales, biases as am_dequantize), dequantized: output
+ * indices.shape + [K], dtype as am_dequantize (AM_DTYPE_COUNT: default).
+ * Only the selected rows are decoded. */
+AM_API am_array am_quantized_embedding(am_array wq, am_array scales,
+                                       am_array biases, am_array indices,
+                                       int group_size, int bits,
+                                       am_quant_mode mode, am_dtype dtype);
+
 /* ======================================================================
  *  Compile: trace once, replay with new shapes
  * ====================================================================== */
