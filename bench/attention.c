@@ -48,7 +48,8 @@ static am_array make_softmax(void *c) {
 static am_array rand_array(const int64_t *shape, int nd, am_dtype dt,
                            uint64_t seed) {
   int64_t n = 1;
-  for (int i = 0; i < nd; i++) n *= shape[i];
+  for (int i = 0; i < nd; i++)
+    n *= shape[i];
   float *v = malloc((size_t)n * sizeof *v);
   uint64_t s = seed;
   for (int64_t i = 0; i < n; i++) {
@@ -96,8 +97,8 @@ int main(void) {
          100 * att_gbs / read_bw);
   printf("rms_norm 64 MiB f32: %.3f ms, %.1f GB/s; softmax: %.3f ms, "
          "%.1f GB/s; read+write bandwidth %.1f GB/s (%.0f%%, %.0f%%)\n",
-         t_rms * 1e3, rms_gbs, t_sm * 1e3, sm_gbs, rw_bw,
-         100 * rms_gbs / rw_bw, 100 * sm_gbs / rw_bw);
+         t_rms * 1e3, rms_gbs, t_sm * 1e3, sm_gbs, rw_bw, 100 * rms_gbs / rw_bw,
+         100 * sm_gbs / rw_bw);
   printf("BENCH attention threads=%d decode_ms=%.3f kv_gbs=%.2f "
          "read_bw_gbs=%.2f decode_pct=%.1f rms_norm_gbs=%.2f "
          "softmax_gbs=%.2f rw_bw_gbs=%.2f rms_norm_pct=%.1f "

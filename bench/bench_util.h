@@ -37,11 +37,13 @@ bench_sum_avx2(const float *a, int64_t n) {
     s3 = _mm256_add_ps(s3, _mm256_loadu_ps(a + i + 24));
   }
   float t[8];
-  _mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(s0, s1),
-                                    _mm256_add_ps(s2, s3)));
+  _mm256_storeu_ps(t,
+                   _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
   double s = 0;
-  for (int k = 0; k < 8; k++) s += t[k];
-  for (; i < n; i++) s += a[i];
+  for (int k = 0; k < 8; k++)
+    s += t[k];
+  for (; i < n; i++)
+    s += a[i];
   return s;
 }
 
@@ -49,10 +51,13 @@ static inline double bench_sum_plain(const float *a, int64_t n) {
   float acc[16] = {0};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
-    for (int k = 0; k < 16; k++) acc[k] += a[i + k];
+    for (int k = 0; k < 16; k++)
+      acc[k] += a[i + k];
   double s = 0;
-  for (int k = 0; k < 16; k++) s += acc[k];
-  for (; i < n; i++) s += a[i];
+  for (int k = 0; k < 16; k++)
+    s += acc[k];
+  for (; i < n; i++)
+    s += a[i];
   return s;
 }
 
@@ -65,21 +70,23 @@ static void bench_read_part(void *c, int64_t b, int64_t e) {
 
 static void bench_scale_part(void *c, int64_t b, int64_t e) {
   bench_bw_ctx *x = c;
-  for (int64_t i = b; i < e; i++) x->b[i] = x->a[i] * 2.0f;
+  for (int64_t i = b; i < e; i++)
+    x->b[i] = x->a[i] * 2.0f;
 }
 
 /* The same with non-temporal stores (no read of the destination): the
  * best a streaming op can do. */
-__attribute__((target("avx2"))) static void bench_scale_nt_part(void *c,
-                                                                int64_t b,
-                                                                int64_t e) {
+__attribute__((target("avx2"))) static void
+bench_scale_nt_part(void *c, int64_t b, int64_t e) {
   bench_bw_ctx *x = c;
   int64_t i = b;
-  for (; i < e && ((uintptr_t)(x->b + i) & 31); i++) x->b[i] = x->a[i] * 2.0f;
+  for (; i < e && ((uintptr_t)(x->b + i) & 31); i++)
+    x->b[i] = x->a[i] * 2.0f;
   __m256 two = _mm256_set1_ps(2.0f);
   for (; i + 8 <= e; i += 8)
     _mm256_stream_ps(x->b + i, _mm256_mul_ps(_mm256_loadu_ps(x->a + i), two));
-  for (; i < e; i++) x->b[i] = x->a[i] * 2.0f;
+  for (; i < e; i++)
+    x->b[i] = x->a[i] * 2.0f;
   _mm_sfence();
 }
 
@@ -91,13 +98,14 @@ static inline double bench_bandwidth_gbs(size_t bytes, bool write) {
   int64_t n = (int64_t)(bytes / 4);
   float *a = aligned_alloc(64, (size_t)n * 4 + 64);
   float *b = write ? aligned_alloc(64, (size_t)n * 4 + 64) : NULL;
-  for (int64_t i = 0; i < n; i++) a[i] = (float)(i & 1023) * 1e-3f;
+  for (int64_t i = 0; i < n; i++)
+    a[i] = (float)(i & 1023) * 1e-3f;
   if (b) memset(b, 0, (size_t)n * 4);
   bench_bw_ctx c = {.a = a, .b = b};
   int nt = am_get_num_threads();
   double best = 1e30;
   for (int r = 0; r < (write ? 14 : 7); r++) {
-    am_range_fn fn = !write                        ? bench_read_part
+    am_range_fn fn = !write                         ? bench_read_part
                      : (r & 1) && am_cpu_has_avx2() ? bench_scale_nt_part
                                                     : bench_scale_part;
     double t0 = bench_now();

@@ -51,8 +51,8 @@ static am_array softmax(am_array x, int axis) {
 }
 
 static am_array layer(const model *m, int l, am_array h) {
-  am_array n = rms_norm(h, m->norm_w[l]);                 /* [T, D]        */
-  am_array q = am_unflatten(mm(n, m->wq[l]), -1,          /* [T, H, HD]    */
+  am_array n = rms_norm(h, m->norm_w[l]);        /* [T, D]        */
+  am_array q = am_unflatten(mm(n, m->wq[l]), -1, /* [T, H, HD]    */
                             (int64_t[]){H, HD}, 2);
   am_array q1 = am_slice_axis(q, -1, 0, HD / 2, 1);
   am_array q2 = am_slice_axis(q, -1, HD / 2, AM_END, 1);
@@ -60,16 +60,17 @@ static am_array layer(const model *m, int l, am_array h) {
   am_array qr = am_add(am_mul(q, am_float(0.9f)), am_mul(rot, am_float(0.1f)));
   am_array att = softmax(am_sum(am_mul(qr, q), (int[]){-1}, 1, false), -1);
   am_array mix = am_mul(am_expand_dims(att, (int[]){-1}, 1), q); /* [T,H,HD] */
-  am_array o = mm(am_flatten(mix, 1, 2), m->wo[l]);       /* [T, D]        */
+  am_array o = mm(am_flatten(mix, 1, 2), m->wo[l]); /* [T, D]        */
   h = am_add(h, am_mul(o, am_sigmoid(o)));
   /* MoE: route each token to its top-k experts. */
   am_array n2 = rms_norm(h, m->norm_w[l]);
-  am_array probs = softmax(mm(n2, m->wg[l]), -1);         /* [T, E]        */
-  am_array top = am_topk(probs, TOPK, -1);                /* [T, K]        */
+  am_array probs = softmax(mm(n2, m->wg[l]), -1); /* [T, E]        */
+  am_array top = am_topk(probs, TOPK, -1);        /* [T, K]        */
   am_array idx = am_slice_axis(am_argsort(am_neg(probs), -1), -1, 0, TOPK, 1);
   am_array wsum = am_div(top, am_sum(top, (int[]){-1}, 1, true));
-  am_array we = am_take(m->experts[l], idx, 0);           /* [T,K,D,FF]    */
-  am_array xe = am_expand_dims(am_expand_dims(n2, (int[]){1}, 1), (int[]){-1}, 1);
+  am_array we = am_take(m->experts[l], idx, 0); /* [T,K,D,FF]    */
+  am_array xe =
+      am_expand_dims(am_expand_dims(n2, (int[]){1}, 1), (int[]){-1}, 1);
   am_array y = am_sum(am_mul(xe, we), (int[]){-2}, 1, false); /* [T,K,FF]  */
   y = am_mul(y, am_sigmoid(y));
   am_array ys = am_sum(am_mul(y, am_expand_dims(wsum, (int[]){-1}, 1)),
@@ -82,16 +83,19 @@ static am_status step(void *ctx, const am_array *in, int n_in, am_array *out,
                       int n_out) {
   const model *m = ctx;
   am_array h = in[0];
-  for (int l = 0; l < LAYERS; l++) h = layer(m, l, h);
+  for (int l = 0; l < LAYERS; l++)
+    h = layer(m, l, h);
   out[0] = am_logsumexp(h, (int[]){-1}, 1, false);
   return AM_OK;
 }
 
 static am_array rnd(const int64_t *shape, int nd, unsigned *seed) {
   int64_t n = 1;
-  for (int i = 0; i < nd; i++) n *= shape[i];
+  for (int i = 0; i < nd; i++)
+    n *= shape[i];
   float *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++) v[i] = (float)(rand_r(seed) % 2001 - 1000) * 1e-4f;
+  for (int64_t i = 0; i < n; i++)
+    v[i] = (float)(rand_r(seed) % 2001 - 1000) * 1e-4f;
   am_array a = am_array_new_data(v, shape, nd, AM_F32);
   free(v);
   return a;
@@ -103,12 +107,11 @@ static am_status chain(void *ctx, const am_array *in, int n_in, am_array *out,
                        int n_out) {
   am_array x = in[0];
   if (*(const int *)ctx)
-    out[0] = am_tanh(am_mul(am_add(am_exp(am_neg(am_mul(x, x))), x),
-                            am_float(0.5f)));
+    out[0] = am_tanh(
+        am_mul(am_add(am_exp(am_neg(am_mul(x, x))), x), am_float(0.5f)));
   else
-    out[0] = am_sub(am_mul(am_add(am_abs(am_neg(am_mul(x, x))), x),
-                           am_float(0.5f)),
-                    x);
+    out[0] = am_sub(
+        am_mul(am_add(am_abs(am_neg(am_mul(x, x))), x), am_float(0.5f)), x);
   return AM_OK;
 }
 
@@ -141,7 +144,8 @@ int main(void) {
     m.experts[l] = rnd((int64_t[]){E, D, FF}, 3, &seed);
     m.wo[l] = rnd((int64_t[]){H * HD, D}, 2, &seed);
   }
-  am_compiled f = am_compile(step, &m, 1, 1, &(am_compile_options){.shapeless = true});
+  am_compiled f =
+      am_compile(step, &m, 1, 1, &(am_compile_options){.shapeless = true});
   int64_t tokens[] = {4, 1, 2, 3, 5, 6, 7, 8};
   int n_calls = (int)(sizeof tokens / sizeof *tokens);
   for (int i = 0; i < n_calls; i++) {
@@ -154,14 +158,16 @@ int main(void) {
     am_array_free(x);
   }
   am_compile_stats st = am_compiled_stats(f);
-  double per_reinfer = st.reinfer_seconds / (double)(st.reinfers ? st.reinfers : 1);
+  double per_reinfer =
+      st.reinfer_seconds / (double)(st.reinfers ? st.reinfers : 1);
   double per_trace = st.trace_seconds / (double)st.traces;
   double ratio = per_reinfer / per_trace;
   double us_node = per_reinfer / (double)st.nodes * 1e6;
   printf("decode-step graph: %llu traced nodes, %llu after simplify+fuse "
          "(%llu fused groups, %llu merged)\n",
          (unsigned long long)st.traced_nodes, (unsigned long long)st.nodes,
-         (unsigned long long)st.fused_groups, (unsigned long long)st.cse_merged);
+         (unsigned long long)st.fused_groups,
+         (unsigned long long)st.cse_merged);
   printf("trace + simplify + fuse: %.3f ms per trace; %llu traces, %llu "
          "replays, %llu fallbacks\n",
          per_trace * 1e3, (unsigned long long)st.traces,
@@ -186,9 +192,8 @@ int main(void) {
          "traces=%llu fused_ms=%.2f unfused_ms=%.2f fusion_speedup=%.2f "
          "fusion_speedup_exp_tanh=%.2f\n",
          (unsigned long long)st.nodes, (unsigned long long)st.traced_nodes,
-         per_trace * 1e3, per_reinfer * 1e3,
-         us_node, ratio, (unsigned long long)st.traces, tf * 1e3, tu * 1e3,
-         tu / tf, tu2 / tf2);
+         per_trace * 1e3, per_reinfer * 1e3, us_node, ratio,
+         (unsigned long long)st.traces, tf * 1e3, tu * 1e3, tu / tf, tu2 / tf2);
   am_array_free(x);
   am_compiled_free(f);
   for (int l = 0; l < LAYERS; l++) {

@@ -52,7 +52,8 @@ int main(void) {
   am_array_free(c);
   printf("graph of %d tiny nodes: record %.3f us/node, eval %.3f us/node\n",
          n * 3 / 2, best_build * 1e6, best_eval * 1e6);
-  printf("BENCH eval_overhead nodes=%d record_us_per_node=%.3f eval_us_per_node=%.3f goal_us=1.0\n",
+  printf("BENCH eval_overhead nodes=%d record_us_per_node=%.3f "
+         "eval_us_per_node=%.3f goal_us=1.0\n",
          n * 3 / 2, best_build * 1e6, best_eval * 1e6);
   return 0;
 }

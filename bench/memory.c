@@ -35,14 +35,30 @@ static double time_op(make_fn make, am_array x, am_array y) {
   return best;
 }
 
-static am_array op_neg(am_array x, am_array y) { return am_neg(x); }
-static am_array op_exp(am_array x, am_array y) { return am_exp(x); }
-static am_array op_tanh(am_array x, am_array y) { return am_tanh(x); }
-static am_array op_add(am_array x, am_array y) { return am_add(x, y); }
-static am_array op_mul(am_array x, am_array y) { return am_mul(x, y); }
-static am_array op_max2(am_array x, am_array y) { return am_maximum(x, y); }
-static am_array op_sum(am_array x, am_array y) { return am_sum(x, NULL, 0, false); }
-static am_array op_max(am_array x, am_array y) { return am_max(x, NULL, 0, false); }
+static am_array op_neg(am_array x, am_array y) {
+  return am_neg(x);
+}
+static am_array op_exp(am_array x, am_array y) {
+  return am_exp(x);
+}
+static am_array op_tanh(am_array x, am_array y) {
+  return am_tanh(x);
+}
+static am_array op_add(am_array x, am_array y) {
+  return am_add(x, y);
+}
+static am_array op_mul(am_array x, am_array y) {
+  return am_mul(x, y);
+}
+static am_array op_max2(am_array x, am_array y) {
+  return am_maximum(x, y);
+}
+static am_array op_sum(am_array x, am_array y) {
+  return am_sum(x, NULL, 0, false);
+}
+static am_array op_max(am_array x, am_array y) {
+  return am_max(x, NULL, 0, false);
+}
 static am_array op_sum_rows(am_array x, am_array y) {
   return am_sum(x, (int[]){-1}, 1, false); /* x viewed as [4096, 4096] */
 }
@@ -54,8 +70,10 @@ int main(void) {
   int nt = am_get_num_threads();
   float *a = aligned_alloc(64, N * sizeof(float));
   float *b = aligned_alloc(64, N * sizeof(float));
-  for (int64_t i = 0; i < N; i++) a[i] = (float)(i % 1000) * 1e-3f - 0.5f;
-  for (int64_t i = 0; i < N; i++) b[i] = (float)(i % 777) * 1e-3f;
+  for (int64_t i = 0; i < N; i++)
+    a[i] = (float)(i % 1000) * 1e-3f - 0.5f;
+  for (int64_t i = 0; i < N; i++)
+    b[i] = (float)(i % 777) * 1e-3f;
   double bytes = (double)N * 4;
   double read_gbs = bench_bandwidth_gbs((size_t)bytes, false);
   double rw_gbs = bench_bandwidth_gbs((size_t)bytes, true);
@@ -71,10 +89,10 @@ int main(void) {
     make_fn fn;
     int n_read, n_write;
   } ops[] = {
-      {"neg", op_neg, 1, 1},         {"exp", op_exp, 1, 1},
-      {"tanh", op_tanh, 1, 1},       {"add", op_add, 2, 1},
-      {"mul", op_mul, 2, 1},         {"maximum", op_max2, 2, 1},
-      {"sum_all", op_sum, 1, 0},     {"max_all", op_max, 1, 0},
+      {"neg", op_neg, 1, 1},           {"exp", op_exp, 1, 1},
+      {"tanh", op_tanh, 1, 1},         {"add", op_add, 2, 1},
+      {"mul", op_mul, 2, 1},           {"maximum", op_max2, 2, 1},
+      {"sum_all", op_sum, 1, 0},       {"max_all", op_max, 1, 0},
       {"sum_rows", op_sum_rows, 1, 0}, {"sum_cols", op_sum_cols, 1, 0},
   };
   /* Time the ops first, then measure the limits once more and keep the
@@ -82,7 +100,8 @@ int main(void) {
    * flatter every ratio. */
   size_t n_ops = sizeof ops / sizeof *ops;
   double t_op[16];
-  for (size_t i = 0; i < n_ops; i++) t_op[i] = time_op(ops[i].fn, x, y);
+  for (size_t i = 0; i < n_ops; i++)
+    t_op[i] = time_op(ops[i].fn, x, y);
   double r2 = bench_bandwidth_gbs((size_t)bytes, false);
   double w2 = bench_bandwidth_gbs((size_t)bytes, true);
   if (r2 > read_gbs) read_gbs = r2;

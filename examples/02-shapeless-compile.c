@@ -14,12 +14,13 @@ static am_status rows(void *ctx, const am_array *in, int n_in, am_array *out,
 }
 
 int main(void) {
-  am_compiled f = am_compile(rows, NULL, 1, 1,
-                             &(am_compile_options){.shapeless = true});
+  am_compiled f =
+      am_compile(rows, NULL, 1, 1, &(am_compile_options){.shapeless = true});
   for (int64_t n = 2; n <= 6; n++) {
     am_scope_push();
     am_array x = am_reshape(am_arange(0, (double)(n * n), 1, AM_F32),
-                            (int64_t[]){n, -1}, 2), out[1];
+                            (int64_t[]){n, -1}, 2),
+             out[1];
     if (am_compiled_call(f, &x, out) != AM_OK) {
       fprintf(stderr, "error: %s\n", am_last_error());
       am_scope_pop();

@@ -85,15 +85,15 @@ extern "C" {
 /** Status codes. Append-only. */
 typedef enum am_status {
   AM_OK = 0,
-  AM_ERR_INVALID_ARG,   /* a bad argument: axis out of range, NULL, ...   */
-  AM_ERR_SHAPE,         /* shapes that do not fit the op                   */
-  AM_ERR_DTYPE,         /* a dtype the op does not accept                  */
-  AM_ERR_OOM,           /* out of memory                                   */
-  AM_ERR_DEVICE,        /* an accelerator error                            */
-  AM_ERR_UNSUPPORTED,   /* valid but not implemented here                  */
-  AM_ERR_CANNOT_INFER,  /* shapes depend on data or on traced sizes        */
-  AM_ERR_IO,            /* file missing, unreadable or corrupt             */
-  AM_ERR_INTERNAL,      /* a bug in amorph                                 */
+  AM_ERR_INVALID_ARG,  /* a bad argument: axis out of range, NULL, ...   */
+  AM_ERR_SHAPE,        /* shapes that do not fit the op                   */
+  AM_ERR_DTYPE,        /* a dtype the op does not accept                  */
+  AM_ERR_OOM,          /* out of memory                                   */
+  AM_ERR_DEVICE,       /* an accelerator error                            */
+  AM_ERR_UNSUPPORTED,  /* valid but not implemented here                  */
+  AM_ERR_CANNOT_INFER, /* shapes depend on data or on traced sizes        */
+  AM_ERR_IO,           /* file missing, unreadable or corrupt             */
+  AM_ERR_INTERNAL,     /* a bug in amorph                                 */
   AM_STATUS_COUNT
 } am_status;
 
@@ -341,10 +341,8 @@ AM_API am_array am_astype(am_array x, am_dtype dtype);
  * ====================================================================== */
 
 AM_API am_array am_sum(am_array x, const int *axes, int naxes, bool keepdims);
-AM_API am_array am_mean(am_array x, const int *axes, int naxes,
-                        bool keepdims);
-AM_API am_array am_prod(am_array x, const int *axes, int naxes,
-                        bool keepdims);
+AM_API am_array am_mean(am_array x, const int *axes, int naxes, bool keepdims);
+AM_API am_array am_prod(am_array x, const int *axes, int naxes, bool keepdims);
 AM_API am_array am_max(am_array x, const int *axes, int naxes, bool keepdims);
 AM_API am_array am_min(am_array x, const int *axes, int naxes, bool keepdims);
 /** log(sum(exp(x))) over the axes. */
@@ -380,8 +378,7 @@ AM_API am_array am_reshape(am_array x, const int64_t *shape, int ndim);
 AM_API am_array am_flatten(am_array x, int start_axis, int end_axis);
 /** Splits axis into `sizes` (n >= 1; one may be -1; without -1 the sizes
  * are literal, shape-dependent). */
-AM_API am_array am_unflatten(am_array x, int axis, const int64_t *sizes,
-                             int n);
+AM_API am_array am_unflatten(am_array x, int axis, const int64_t *sizes, int n);
 /** perm == NULL reverses the axes (at any rank; n is ignored). */
 AM_API am_array am_transpose(am_array x, const int *perm, int n);
 AM_API am_array am_swapaxes(am_array x, int a, int b);
@@ -404,8 +401,7 @@ AM_API am_array am_stack(const am_array *xs, int n, int axis);
 /** Splits into n_sections equal parts (views) along axis, written to
  * outs[n_sections]; an error when the axis size is not divisible. On
  * error the outs are error arrays (unless n_sections < 1 or outs NULL). */
-AM_API am_status am_split(am_array x, int n_sections, int axis,
-                          am_array *outs);
+AM_API am_status am_split(am_array x, int n_sections, int axis, am_array *outs);
 /** Splits at the given indices (n indices, at most 64 -> n+1 parts,
  * outs[n+1]) along axis, as NumPy: part k is x[i(k-1):i(k)] with Python
  * slice bounds (negative counts from the end, clamped; a part is empty
@@ -419,11 +415,11 @@ AM_API am_status am_split_at(am_array x, const int64_t *indices, int n,
  * end, or before element 0 when step < 0). So x[::-1] is start = stop =
  * AM_END, step -1. step != 0; step NULL: all 1. A slice covering the
  * whole input is still recorded. */
-AM_API am_array am_slice(am_array x, const int64_t *start,
-                         const int64_t *stop, const int64_t *step, int n);
+AM_API am_array am_slice(am_array x, const int64_t *start, const int64_t *stop,
+                         const int64_t *step, int n);
 /** x[..., start:stop:step, ...] on one axis (negative ok). */
-AM_API am_array am_slice_axis(am_array x, int axis, int64_t start,
-                              int64_t stop, int64_t step);
+AM_API am_array am_slice_axis(am_array x, int axis, int64_t start, int64_t stop,
+                              int64_t step);
 /** Constant padding: low[i]/high[i] >= 0 elements before/after axis i < n
  * (n <= ndim). value is cast to x's dtype as am_astype would. */
 AM_API am_array am_pad(am_array x, const int64_t *low, const int64_t *high,
@@ -461,8 +457,8 @@ AM_API am_array am_take_along_axis(am_array x, am_array indices, int axis);
  * ndim and, on the other axes, size 1 or x's (they broadcast *to* x);
  * values broadcast to x's shape with indices' length on axis. A target
  * written twice keeps the last value (in order along axis). */
-AM_API am_array am_put_along_axis(am_array x, am_array indices,
-                                  am_array values, int axis);
+AM_API am_array am_put_along_axis(am_array x, am_array indices, am_array values,
+                                  int axis);
 /** Copy of x with x[start:stop:step] (first n axes) replaced by update
  * (broadcast to the slice's shape, at most x's ndim). Bounds follow
  * am_slice (Python semantics, negative, AM_END, negative steps) and stay
@@ -760,10 +756,10 @@ typedef am_status (*am_compile_fn)(void *ctx, const am_array *in, int n_in,
                                    am_array *out, int n_out);
 
 typedef struct am_compile_options {
-  bool shapeless;  /* replay across input shapes (same ranks and dtypes)  */
-  bool strict;     /* a needed re-trace becomes an error naming the op     */
-  bool verify;     /* also run fn uncompiled each call and compare outputs
-                      (or set AM_COMPILE_VERIFY=1)                         */
+  bool shapeless;   /* replay across input shapes (same ranks and dtypes)  */
+  bool strict;      /* a needed re-trace becomes an error naming the op     */
+  bool verify;      /* also run fn uncompiled each call and compare outputs
+                       (or set AM_COMPILE_VERIFY=1)                         */
   bool no_simplify; /* keep every traced node (no CSE / constant merge)    */
   bool no_fuse;     /* keep elementwise chains as separate nodes           */
   int max_entries;  /* cached traces per function; 0 = 16; LRU eviction   */
@@ -774,20 +770,20 @@ typedef struct am_compile_options {
 
 /** Counters of one compiled function. */
 typedef struct am_compile_stats {
-  uint64_t calls;      /* calls served                                      */
-  uint64_t traces;     /* times fn was traced                               */
-  uint64_t replays;    /* calls that reused a cached trace                  */
-  uint64_t reinfers;   /* replays whose input shapes differed from the last
-                          call of that entry: shapes re-inferred per node   */
-  uint64_t fallbacks;  /* re-traces forced by a node that cannot replay the
-                          new shapes (see am_compiled_last_fallback)        */
-  uint64_t evictions;  /* cache entries dropped (LRU)                       */
-  uint64_t entries;    /* cache entries now                                 */
-  uint64_t nodes;      /* nodes of the most recent entry (after passes)     */
+  uint64_t calls;        /* calls served                                      */
+  uint64_t traces;       /* times fn was traced                               */
+  uint64_t replays;      /* calls that reused a cached trace                  */
+  uint64_t reinfers;     /* replays whose input shapes differed from the last
+                            call of that entry: shapes re-inferred per node   */
+  uint64_t fallbacks;    /* re-traces forced by a node that cannot replay the
+                            new shapes (see am_compiled_last_fallback)        */
+  uint64_t evictions;    /* cache entries dropped (LRU)                       */
+  uint64_t entries;      /* cache entries now                                 */
+  uint64_t nodes;        /* nodes of the most recent entry (after passes)     */
   uint64_t traced_nodes; /* nodes of that entry as traced                   */
   uint64_t fused_groups; /* fused elementwise groups in that entry          */
   uint64_t cse_merged;   /* nodes merged by simplification in that entry    */
-  double trace_seconds;   /* total time tracing + passes (simplify, fuse)  */
+  double trace_seconds;  /* total time tracing + passes (simplify, fuse)  */
   double reinfer_seconds; /* total time re-inferring shapes on replays      */
 } am_compile_stats;
 
@@ -795,8 +791,8 @@ typedef struct am_compiled_s *am_compiled;
 
 /** Compiles fn (nothing runs until the first call). opts may be NULL.
  * Returns NULL only on bad arguments or out of memory (see am_last_error).*/
-AM_API am_compiled am_compile(am_compile_fn fn, void *ctx, int n_in,
-                              int n_out, const am_compile_options *opts);
+AM_API am_compiled am_compile(am_compile_fn fn, void *ctx, int n_in, int n_out,
+                              const am_compile_options *opts);
 /** Calls the compiled function: evaluates the inputs if needed, then runs
  * the cached graph (tracing it on a cache miss) and writes n_out evaluated
  * results to out[] (owned as any op result). State inputs (see n_state)

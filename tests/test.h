@@ -14,17 +14,16 @@
 
 static int t_pass, t_fail;
 
-#define CHECK(cond, ...)                                                     \
-  do {                                                                       \
-    if (cond) {                                                              \
-      t_pass++;                                                              \
-    } else {                                                                 \
-      t_fail++;                                                              \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__,       \
-              #cond);                                                        \
-      fprintf(stderr, __VA_ARGS__);                                          \
-      fputc('\n', stderr);                                                   \
-    }                                                                        \
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    if (cond) {                                                                \
+      t_pass++;                                                                \
+    } else {                                                                   \
+      t_fail++;                                                                \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fputc('\n', stderr);                                                     \
+    }                                                                          \
   } while (0)
 
 /* Prints the closing line and returns the exit code. */
@@ -41,7 +40,9 @@ static inline int t_quick(void) {
 
 /* ---- random numbers (splitmix64) ---- */
 
-typedef struct { uint64_t s; } t_rng;
+typedef struct {
+  uint64_t s;
+} t_rng;
 static inline uint64_t t_next(t_rng *r) {
   uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -60,7 +61,8 @@ static inline double t_uniform(t_rng *r) {
 static inline am_array t_arr(const double *v, const int64_t *shape, int ndim,
                              am_dtype dtype) {
   int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
+  for (int i = 0; i < ndim; i++)
+    n *= shape[i];
   am_array a = am_array_new_data(v, shape, ndim, AM_F64);
   if (dtype == AM_F64) return a;
   (void)n;
@@ -71,14 +73,17 @@ static inline am_array t_arr(const double *v, const int64_t *shape, int ndim,
 static inline am_array t_rand(t_rng *r, const int64_t *shape, int ndim,
                               am_dtype dtype, double lo, double hi) {
   int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
+  for (int i = 0; i < ndim; i++)
+    n *= shape[i];
   double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
   for (int64_t i = 0; i < n; i++) {
-    if (dtype == AM_BOOL) v[i] = (double)(t_next(r) & 1);
+    if (dtype == AM_BOOL)
+      v[i] = (double)(t_next(r) & 1);
     else if (dtype == AM_F16 || dtype == AM_BF16 || dtype == AM_F32 ||
              dtype == AM_F64)
       v[i] = lo + (hi - lo) * t_uniform(r);
-    else v[i] = (double)t_randint(r, (int64_t)lo, (int64_t)hi);
+    else
+      v[i] = (double)t_randint(r, (int64_t)lo, (int64_t)hi);
   }
   am_array a = am_array_new_data(v, shape, ndim, AM_F64);
   free(v);
@@ -123,7 +128,8 @@ static inline int t_expect(am_array x, const double *want, int64_t n,
 static inline int t_expect_shape(am_array x, const int64_t *shape, int ndim,
                                  const char *what) {
   int ok = am_array_ndim(x) == ndim;
-  for (int i = 0; ok && i < ndim; i++) ok = am_array_shape(x)[i] == shape[i];
+  for (int i = 0; ok && i < ndim; i++)
+    ok = am_array_shape(x)[i] == shape[i];
   CHECK(ok, "%s: wrong shape (ndim %d)", what, am_array_ndim(x));
   return ok;
 }
@@ -132,8 +138,7 @@ static inline int t_expect_shape(am_array x, const int64_t *shape, int ndim,
 static inline void t_expect_error(am_array x, am_status s, const char *op,
                                   const char *what) {
   CHECK(am_array_status(x) == s, "%s: status %s, want %s (%s)", what,
-        am_status_str(am_array_status(x)), am_status_str(s),
-        am_array_error(x));
+        am_status_str(am_array_status(x)), am_status_str(s), am_array_error(x));
   CHECK(strstr(am_array_error(x), op) != NULL,
         "%s: message '%s' does not name '%s'", what, am_array_error(x), op);
 }
@@ -187,7 +192,8 @@ static inline t_golden *t_golden_load(const char *path) {
   while (fscanf(f, "%63s", word) == 1) {
     if (word[0] == '#') {
       int c;
-      while ((c = fgetc(f)) != EOF && c != '\n') {}
+      while ((c = fgetc(f)) != EOF && c != '\n') {
+      }
     } else if (!strcmp(word, "case")) {
       if (g->n == cap) {
         cap = cap ? 2 * cap : 64;
@@ -223,7 +229,8 @@ static inline t_golden *t_golden_load(const char *path) {
 static inline void t_golden_free(t_golden *g) {
   if (!g) return;
   for (int c = 0; c < g->n; c++)
-    for (int i = 0; i < g->cases[c].n; i++) free(g->cases[c].arr[i].v);
+    for (int i = 0; i < g->cases[c].n; i++)
+      free(g->cases[c].arr[i].v);
   free(g->cases);
   free(g);
 }

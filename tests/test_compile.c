@@ -46,14 +46,14 @@ static int same_as_eager(fn_t fn, void *ctx, const am_array *in, int n_in,
 static am_status f_relative(void *ctx, const am_array *in, int n_in,
                             am_array *out, int n_out) {
   am_array x = in[0], y = in[1];
-  am_array a = am_flatten(x, 0, 1);                 /* [A*B, C]     */
-  am_array b = am_slice_axis(a, 0, 1, AM_END, 1);   /* [A*B-1, C]   */
-  am_array c = am_mul(b, y);                        /* broadcast    */
-  am_array d = am_sum(c, (int[]){-1}, 1, false);    /* [A*B-1]      */
+  am_array a = am_flatten(x, 0, 1);               /* [A*B, C]     */
+  am_array b = am_slice_axis(a, 0, 1, AM_END, 1); /* [A*B-1, C]   */
+  am_array c = am_mul(b, y);                      /* broadcast    */
+  am_array d = am_sum(c, (int[]){-1}, 1, false);  /* [A*B-1]      */
   am_array e = am_reshape(d, (int64_t[]){-1}, 1);
   out[0] = am_add(am_exp(am_neg(am_abs(e))), am_max(e, NULL, 0, true));
-  out[1] = am_mean(x, (int[]){0, 2}, 2, false);     /* [B]          */
-  out[2] = am_slice_axis(x, -1, 0, -1, 1);          /* [A, B, C-1]  */
+  out[1] = am_mean(x, (int[]){0, 2}, 2, false); /* [B]          */
+  out[2] = am_slice_axis(x, -1, 0, -1, 1);      /* [A, B, C-1]  */
   out[3] = am_cumsum(am_sum(x, (int[]){1}, 1, true), 0, false, true);
   return AM_OK;
 }
@@ -105,8 +105,8 @@ static void test_pitfall_captured_reshape(void) {
   am_compile_options o = {.shapeless = true};
   am_compiled f = am_compile(f_captured_reshape, NULL, 1, 1, &o);
   t_rng r = {7};
-  int64_t shapes[][3] = {{2, 3, 4}, {2, 3, 8}, {5, 5, 3}, {2, 6, 4}, {3, 2, 4},
-                         {2, 6, 4}};
+  int64_t shapes[][3] = {{2, 3, 4}, {2, 3, 8}, {5, 5, 3},
+                         {2, 6, 4}, {3, 2, 4}, {2, 6, 4}};
   am_scope_push();
   for (int i = 0; i < 6; i++) {
     am_array x = t_rand(&r, shapes[i], 3, AM_F32, -1, 1);
@@ -140,8 +140,8 @@ static void test_pitfall_captured_reshape(void) {
 
 /* A literal that only coincides with an input size (4 heads, traced with
  * 4 tokens) costs one re-trace, which proves it constant; then replays. */
-static am_status f_heads(void *ctx, const am_array *in, int n_in,
-                         am_array *out, int n_out) {
+static am_status f_heads(void *ctx, const am_array *in, int n_in, am_array *out,
+                         int n_out) {
   out[0] = am_exp(am_unflatten(in[0], -1, (int64_t[]){4, -1}, 2));
   return AM_OK;
 }
@@ -169,9 +169,9 @@ static void test_guard_refinement(void) {
 static am_status f_size1_reduce(void *ctx, const am_array *in, int n_in,
                                 am_array *out, int n_out) {
   out[0] = am_sum(in[0], (int[]){1}, 1, false);
-  out[1] = am_max(am_squeeze(am_expand_dims(in[0], (int[]){0}, 1),
-                             (int[]){0}, 1),
-                  (int[]){-1}, 1, true);
+  out[1] =
+      am_max(am_squeeze(am_expand_dims(in[0], (int[]){0}, 1), (int[]){0}, 1),
+             (int[]){-1}, 1, true);
   return AM_OK;
 }
 
@@ -193,9 +193,9 @@ static void test_pitfall_size1_reduce(void) {
 /* broadcast_to(a, b.shape) with b's shape captured. */
 static am_status f_captured_broadcast(void *ctx, const am_array *in, int n_in,
                                       am_array *out, int n_out) {
-  out[0] = am_add(am_broadcast_to(in[0], am_array_shape(in[1]),
-                                  am_array_ndim(in[1])),
-                  in[1]);
+  out[0] = am_add(
+      am_broadcast_to(in[0], am_array_shape(in[1]), am_array_ndim(in[1])),
+      in[1]);
   return AM_OK;
 }
 
@@ -237,8 +237,19 @@ typedef struct {
   int8_t off[6];
 } sym;
 
-enum { P_UNARY, P_BINARY, P_REDUCE, P_FLATTEN, P_SLICE, P_TRANSPOSE,
-       P_RESHAPE_FLAT, P_CUMSUM, P_CONCAT, P_EXPAND, P_N };
+enum {
+  P_UNARY,
+  P_BINARY,
+  P_REDUCE,
+  P_FLATTEN,
+  P_SLICE,
+  P_TRANSPOSE,
+  P_RESHAPE_FLAT,
+  P_CUMSUM,
+  P_CONCAT,
+  P_EXPAND,
+  P_N
+};
 
 typedef struct {
   int kind, a, b, sub, axis, axis2, keep;
@@ -269,8 +280,8 @@ static am_status run_prog(void *ctx, const am_array *in, int n_in,
     am_array a = v[s->a], r;
     switch (s->kind) {
     case P_UNARY: {
-      am_array (*u[])(am_array) = {am_neg, am_tanh, am_sigmoid, am_abs,
-                                   am_square, am_sin, am_exp};
+      am_array (*u[])(am_array) = {am_neg,    am_tanh, am_sigmoid, am_abs,
+                                   am_square, am_sin,  am_exp};
       r = s->sub == 6 ? am_exp(am_tanh(a)) : u[s->sub](a);
       break;
     }
@@ -286,16 +297,28 @@ static am_status run_prog(void *ctx, const am_array *in, int n_in,
       r = rf[s->sub](a, &s->axis, 1, s->keep);
       break;
     }
-    case P_FLATTEN: r = am_flatten(a, s->axis, s->axis2); break;
+    case P_FLATTEN:
+      r = am_flatten(a, s->axis, s->axis2);
+      break;
     case P_SLICE:
       r = s->sub ? am_slice_axis(a, s->axis, 0, -1, 1)
                  : am_slice_axis(a, s->axis, 1, AM_END, 1);
       break;
-    case P_TRANSPOSE: r = am_swapaxes(a, s->axis, s->axis2); break;
-    case P_RESHAPE_FLAT: r = am_reshape(a, (int64_t[]){-1}, 1); break;
-    case P_CUMSUM: r = am_cumsum(a, s->axis, s->sub, true); break;
-    case P_CONCAT: r = am_concatenate((am_array[]){a, v[s->b]}, 2, s->axis); break;
-    default: r = am_expand_dims(a, &s->axis, 1); break;
+    case P_TRANSPOSE:
+      r = am_swapaxes(a, s->axis, s->axis2);
+      break;
+    case P_RESHAPE_FLAT:
+      r = am_reshape(a, (int64_t[]){-1}, 1);
+      break;
+    case P_CUMSUM:
+      r = am_cumsum(a, s->axis, s->sub, true);
+      break;
+    case P_CONCAT:
+      r = am_concatenate((am_array[]){a, v[s->b]}, 2, s->axis);
+      break;
+    default:
+      r = am_expand_dims(a, &s->axis, 1);
+      break;
     }
     v[nv++] = r;
   }
@@ -319,7 +342,9 @@ static void gen_prog(t_rng *r, prog *p) {
     const sym *a = &s[st.a];
     sym o = *a;
     switch (st.kind) {
-    case P_UNARY: st.sub = (int)t_randint(r, 0, 6); break;
+    case P_UNARY:
+      st.sub = (int)t_randint(r, 0, 6);
+      break;
     case P_BINARY: {
       st.sub = (int)t_randint(r, 0, 4);
       st.b = (int)t_randint(r, 0, nv - 1);
@@ -489,8 +514,8 @@ static void test_property(void) {
 /* One decode-like step: (pos 0-d int32, val [1], state [N]) ->
  * (sum(val), state with val written at pos). The state is the last input,
  * as n_state requires, and is updated in place. */
-static am_status f_step2(void *ctx, const am_array *in, int n_in,
-                         am_array *out, int n_out) {
+static am_status f_step2(void *ctx, const am_array *in, int n_in, am_array *out,
+                         int n_out) {
   am_array pos = am_reshape(in[0], (int64_t[]){-1}, 1);
   out[1] = am_dynamic_slice_update(in[2], in[1], pos, (int[]){0}, 1);
   out[0] = am_sum(in[1], NULL, 0, false);
@@ -538,7 +563,8 @@ static void test_state_in_place(void) {
   float *v = malloc((size_t)N * sizeof *v);
   CHECK(am_array_read(state, AM_F32, v, N) == AM_OK, "read state");
   int ok = 1;
-  for (int t = 0; t < steps; t++) ok &= v[t * 7] == (float)t + 1;
+  for (int t = 0; t < steps; t++)
+    ok &= v[t * 7] == (float)t + 1;
   ok &= v[1] == 0 && v[N - 1] == 0;
   CHECK(ok, "state contents");
   free(v);
@@ -573,7 +599,8 @@ static void test_cse_constants_and_cache(void) {
   }
   am_scope_pop();
   am_compile_stats st = am_compiled_stats(f);
-  CHECK(st.cse_merged >= 3, "cse merged %llu", (unsigned long long)st.cse_merged);
+  CHECK(st.cse_merged >= 3, "cse merged %llu",
+        (unsigned long long)st.cse_merged);
   CHECK(st.nodes < st.traced_nodes, "nodes %llu of %llu traced",
         (unsigned long long)st.nodes, (unsigned long long)st.traced_nodes);
   CHECK(st.entries == 2 && st.evictions >= 3 && st.traces == 6,
@@ -619,8 +646,8 @@ static void test_verify(void) {
 
 /* ------------------------------------------------------ errors */
 
-static am_status f_fails(void *ctx, const am_array *in, int n_in,
-                         am_array *out, int n_out) {
+static am_status f_fails(void *ctx, const am_array *in, int n_in, am_array *out,
+                         int n_out) {
   out[0] = am_add(in[0], in[1]); /* shapes may not broadcast */
   return AM_OK;
 }
@@ -629,14 +656,16 @@ static void test_errors(void) {
   CHECK(am_compile(NULL, NULL, 1, 1, NULL) == NULL, "NULL fn");
   am_compile_options bad = {.n_state = 3};
   CHECK(am_compile(f_fails, NULL, 2, 1, &bad) == NULL, "n_state too big");
-  am_compiled f = am_compile(f_fails, NULL, 2, 1, &(am_compile_options){.shapeless = true});
+  am_compiled f =
+      am_compile(f_fails, NULL, 2, 1, &(am_compile_options){.shapeless = true});
   am_scope_push();
   am_array in[2] = {am_zeros((int64_t[]){3}, 1, AM_F32),
                     am_zeros((int64_t[]){4}, 1, AM_F32)};
   am_array out[1];
   CHECK(am_compiled_call(f, in, out) == AM_ERR_SHAPE, "trace error: %s",
         am_last_error());
-  CHECK(strstr(am_last_error(), "add") != NULL, "names add: %s", am_last_error());
+  CHECK(strstr(am_last_error(), "add") != NULL, "names add: %s",
+        am_last_error());
   in[1] = am_zeros((int64_t[]){3}, 1, AM_F32);
   CHECK(am_compiled_call(f, in, out) == AM_OK, "then fine");
   in[1] = am_zeros((int64_t[]){5}, 1, AM_F32);
@@ -663,19 +692,23 @@ static void *thr_main(void *p) {
   a->ok = 1;
   for (int i = 0; i < 30; i++) {
     am_scope_push();
-    int64_t A = t_randint(&r, 1, 4), B = t_randint(&r, 2, 5), C = t_randint(&r, 2, 6);
+    int64_t A = t_randint(&r, 1, 4), B = t_randint(&r, 2, 5),
+            C = t_randint(&r, 2, 6);
     am_array in[2] = {t_rand(&r, (int64_t[]){A, B, C}, 3, AM_F32, -1, 1),
                       t_rand(&r, (int64_t[]){C}, 1, AM_F32, -1, 1)};
     am_array out[4];
-    if (am_compiled_call(a->f, in, out) != AM_OK) a->ok = 0;
+    if (am_compiled_call(a->f, in, out) != AM_OK)
+      a->ok = 0;
     else {
       /* compare with eager on this thread */
       am_array want[4];
       f_relative(NULL, in, 2, want, 4);
       for (int j = 0; j < 4; j++) {
         int64_t n = am_array_size(want[j]);
-        double *w = malloc((size_t)(n ? n : 1) * 8), *g = malloc((size_t)(n ? n : 1) * 8);
-        if (am_array_read(want[j], AM_F64, w, n) || am_array_read(out[j], AM_F64, g, n))
+        double *w = malloc((size_t)(n ? n : 1) * 8),
+               *g = malloc((size_t)(n ? n : 1) * 8);
+        if (am_array_read(want[j], AM_F64, w, n) ||
+            am_array_read(out[j], AM_F64, g, n))
           a->ok = 0;
         else
           for (int64_t q = 0; q < n; q++)
@@ -690,7 +723,8 @@ static void *thr_main(void *p) {
 }
 
 static void test_threads(void) {
-  am_compiled f = am_compile(f_relative, NULL, 2, 4, &(am_compile_options){.shapeless = true});
+  am_compiled f = am_compile(f_relative, NULL, 2, 4,
+                             &(am_compile_options){.shapeless = true});
   pthread_t t[4];
   thr_arg a[4];
   for (int i = 0; i < 4; i++) {

@@ -17,11 +17,11 @@ static void test_dtypes(void) {
   struct {
     am_dtype a, b, want;
   } cases[] = {
-      {AM_BOOL, AM_I8, AM_I8},    {AM_U8, AM_I8, AM_I32},
-      {AM_U8, AM_U32, AM_U32},    {AM_U32, AM_I32, AM_I64},
-      {AM_I32, AM_I64, AM_I64},   {AM_U8, AM_I32, AM_I32},
-      {AM_I64, AM_F16, AM_F16},   {AM_F16, AM_BF16, AM_F32},
-      {AM_BF16, AM_F32, AM_F32},  {AM_F32, AM_F64, AM_F64},
+      {AM_BOOL, AM_I8, AM_I8},     {AM_U8, AM_I8, AM_I32},
+      {AM_U8, AM_U32, AM_U32},     {AM_U32, AM_I32, AM_I64},
+      {AM_I32, AM_I64, AM_I64},    {AM_U8, AM_I32, AM_I32},
+      {AM_I64, AM_F16, AM_F16},    {AM_F16, AM_BF16, AM_F32},
+      {AM_BF16, AM_F32, AM_F32},   {AM_F32, AM_F64, AM_F64},
       {AM_BOOL, AM_BOOL, AM_BOOL}, {AM_U32, AM_I64, AM_I64},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -37,9 +37,9 @@ static void test_half_conversions(void) {
     float f;
     uint16_t h;
   } f16[] = {
-      {1.0f, 0x3c00},     {-2.0f, 0xc000},       {65504.0f, 0x7bff},
-      {65520.0f, 0x7c00}, {5.9604645e-8f, 0x0001}, {0.0f, 0x0000},
-      {-0.0f, 0x8000},    {6.1035156e-5f, 0x0400}, /* smallest normal */
+      {1.0f, 0x3c00},           {-2.0f, 0xc000},         {65504.0f, 0x7bff},
+      {65520.0f, 0x7c00},       {5.9604645e-8f, 0x0001}, {0.0f, 0x0000},
+      {-0.0f, 0x8000},          {6.1035156e-5f, 0x0400}, /* smallest normal */
       {1.00048828125f, 0x3c00}, /* halfway 1 and 1+2^-10: to even */
       {1.00146484375f, 0x3c02}, /* halfway, rounds up to even */
   };
@@ -69,7 +69,9 @@ static void test_half_conversions(void) {
 /* -------------------------------------------------------- arrays, errors */
 
 static int g_dtor_calls;
-static void count_dtor(void *ctx) { g_dtor_calls += *(int *)ctx; }
+static void count_dtor(void *ctx) {
+  g_dtor_calls += *(int *)ctx;
+}
 
 static void test_creation_and_ownership(void) {
   float src[6] = {1, 2, 3, 4, 5, 6};
@@ -89,8 +91,8 @@ static void test_creation_and_ownership(void) {
    * including references held by graph nodes built on it. */
   int one = 1;
   g_dtor_calls = 0;
-  am_array b = am_array_new_data_managed(src, shape, 2, AM_F32, count_dtor,
-                                         &one);
+  am_array b =
+      am_array_new_data_managed(src, shape, 2, AM_F32, count_dtor, &one);
   am_array c = am_astype(b, AM_F64);
   am_array_free(b);
   CHECK(g_dtor_calls == 0, "dtor ran while a node still needs the data");
@@ -100,8 +102,8 @@ static void test_creation_and_ownership(void) {
   CHECK(g_dtor_calls == 1, "dtor calls %d, want 1", g_dtor_calls);
   /* Ownership passes even when creation fails. */
   int64_t bad_shape[] = {-1};
-  am_array e = am_array_new_data_managed(src, bad_shape, 1, AM_F32,
-                                         count_dtor, &one);
+  am_array e =
+      am_array_new_data_managed(src, bad_shape, 1, AM_F32, count_dtor, &one);
   CHECK(g_dtor_calls == 2, "dtor not run on failed creation");
   t_expect_error(e, AM_ERR_SHAPE, "am_array_new_data_managed", "bad shape");
   am_array_free(e);
@@ -141,8 +143,7 @@ static void test_errors(void) {
   am_clear_error();
   am_array list[] = {am_zeros(shape, 1, AM_F32), e4};
   CHECK(am_eval(list, 2) == AM_ERR_INVALID_ARG, "eval reports the error");
-  CHECK(strstr(am_last_error(), "arange"), "eval message: %s",
-        am_last_error());
+  CHECK(strstr(am_last_error(), "arange"), "eval message: %s", am_last_error());
   CHECK(am_eval(NULL, 0) == AM_OK, "eval of nothing");
   am_array nul = NULL;
   CHECK(am_eval(&nul, 1) == AM_ERR_INVALID_ARG, "eval NULL");
@@ -191,8 +192,7 @@ static void test_creation_ops(void) {
   am_array empty = am_arange(3, 3, 1, AM_F32);
   CHECK(am_array_size(empty) == 0 && am_eval(&empty, 1) == AM_OK,
         "empty arange");
-  am_array like = am_full_like(am_arange(0, 3, 1, AM_I32), 2.5,
-                               AM_DTYPE_COUNT);
+  am_array like = am_full_like(am_arange(0, 3, 1, AM_I32), 2.5, AM_DTYPE_COUNT);
   double wl[3] = {2, 2, 2}; /* 2.5 truncates into int32 */
   t_expect(like, wl, 3, 0, 0, "full_like keeps dtype");
   CHECK(am_array_dtype(am_zeros_like(like, AM_F16)) == AM_F16,
@@ -339,11 +339,13 @@ typedef struct {
 
 static void mark(void *c, int64_t b, int64_t e) {
   hit_ctx *h = c;
-  for (int64_t i = b; i < e; i++) atomic_fetch_add(&h->hits[i], 1);
+  for (int64_t i = b; i < e; i++)
+    atomic_fetch_add(&h->hits[i], 1);
 }
 
 static void nested(void *c, int64_t b, int64_t e) {
-  for (int64_t i = b; i < e; i++) am_parallel_for(4, 1, mark, c);
+  for (int64_t i = b; i < e; i++)
+    am_parallel_for(4, 1, mark, c);
 }
 
 static int check_cover(int64_t n, int64_t grain) {
@@ -351,14 +353,16 @@ static int check_cover(int64_t n, int64_t grain) {
   hit_ctx h = {hits};
   am_parallel_for(n, grain, mark, &h);
   int ok = 1;
-  for (int64_t i = 0; i < n; i++) ok &= hits[i] == 1;
+  for (int64_t i = 0; i < n; i++)
+    ok &= hits[i] == 1;
   free(hits);
   return ok;
 }
 
 static void *pool_user(void *arg) {
   int *ok = arg;
-  for (int r = 0; r < 200; r++) *ok &= check_cover(1000 + r, 7);
+  for (int r = 0; r < 200; r++)
+    *ok &= check_cover(1000 + r, 7);
   return NULL;
 }
 

@@ -49,8 +49,10 @@ static bool in_bounds(const am_arr *a) {
   int64_t lo = a->offset, hi = a->offset;
   for (int i = 0; i < a->m.ndim; i++) {
     int64_t span = (a->m.shape[i] - 1) * a->strides[i];
-    if (span < 0) lo += span;
-    else hi += span;
+    if (span < 0)
+      lo += span;
+    else
+      hi += span;
   }
   size_t es = am_dtype_size(a->m.dtype);
   return lo >= 0 && (size_t)(hi + 1) * es <= a->buf->bytes;
@@ -72,8 +74,8 @@ static void test_op(int op, int trials) {
     int na = samples[op](&ra, pseed, A);
     am_node *nA = na > 0 ? A[0]->node : NULL;
     CHECK(na > 0 && !am_array_status(A[0]) && nA && nA->op == op,
-          "%s: sample A (trial %d) did not record the op: %s", names[op],
-          trial, am_array_error(A[0]));
+          "%s: sample A (trial %d) did not record the op: %s", names[op], trial,
+          am_array_error(A[0]));
     for (int v = 0; nA && v < 3; v++) {
       t_rng rb = {pseed * 31 + 2 + (uint64_t)v};
       int nb = samples[op](&rb, pseed, B);
@@ -88,7 +90,8 @@ static void test_op(int op, int trials) {
               names[op]);
         const am_meta *im[64];
         am_meta om[MAX_OUT];
-        for (int i = 0; i < nB->n_in && i < 64; i++) im[i] = &nB->in[i]->m;
+        for (int i = 0; i < nB->n_in && i < 64; i++)
+          im[i] = &nB->in[i]->m;
         am_status s = p->output_shapes(im, nB->n_in, nA->params, om, nb);
         CHECK(s == AM_OK, "%s: replay inference failed: %s", names[op],
               am_last_error());
@@ -102,13 +105,14 @@ static void test_op(int op, int trials) {
         replays++;
       }
       am_meta before[MAX_OUT];
-      for (int j = 0; j < nb; j++) before[j] = B[j]->m;
+      for (int j = 0; j < nb; j++)
+        before[j] = B[j]->m;
       am_status s = am_eval(B, nb);
       CHECK(s == AM_OK, "%s: eval failed: %s", names[op], am_last_error());
       for (int j = 0; !s && j < nb; j++) {
         CHECK(B[j]->buf && meta_eq(&before[j], &B[j]->m) && in_bounds(B[j]),
-              "%s: output %d inconsistent with its inferred shape",
-              names[op], j);
+              "%s: output %d inconsistent with its inferred shape", names[op],
+              j);
       }
     }
     am_scope_pop();
@@ -119,7 +123,8 @@ static void test_op(int op, int trials) {
 
 int main(void) {
   int trials = t_quick() ? 3 : 8;
-  for (int op = 0; op < AM_OP_COUNT; op++) test_op(op, trials);
+  for (int op = 0; op < AM_OP_COUNT; op++)
+    test_op(op, trials);
   printf("%d primitives checked\n", AM_OP_COUNT);
   return t_summary();
 }

@@ -73,7 +73,8 @@ static bool map_grow(ptr_map *m) {
   for (size_t i = 0; i < m->cap; i++) {
     if (!m->keys[i]) continue;
     size_t j = ptr_hash(m->keys[i]) & (nc - 1);
-    while (k[j]) j = (j + 1) & (nc - 1);
+    while (k[j])
+      j = (j + 1) & (nc - 1);
     k[j] = m->keys[i];
     v[j] = m->vals[i];
   }
@@ -96,7 +97,8 @@ static int map_get(const ptr_map *m, const void *p) {
 static bool map_put(ptr_map *m, const void *p, int v) {
   if (2 * (m->n + 1) > m->cap && !map_grow(m)) return false;
   size_t j = ptr_hash(p) & (m->cap - 1);
-  while (m->keys[j] && m->keys[j] != p) j = (j + 1) & (m->cap - 1);
+  while (m->keys[j] && m->keys[j] != p)
+    j = (j + 1) & (m->cap - 1);
   if (!m->keys[j]) m->n++;
   m->keys[j] = p;
   m->vals[j] = v;
@@ -114,7 +116,8 @@ static void map_free(ptr_map *m) {
 
 static void entry_release(am_centry *e) {
   if (!e || atomic_fetch_sub(&e->refs, 1) != 1) return;
-  for (int v = 0; v < e->n_values; v++) am_arr_release(e->consts[v]);
+  for (int v = 0; v < e->n_values; v++)
+    am_arr_release(e->consts[v]);
   for (int k = 0; k < e->n_nodes; k++) {
     am_cnode *n = &e->nodes[k];
     if (n->prim->params_free) n->prim->params_free(n->params);
@@ -142,7 +145,8 @@ static uint64_t key_hash(const am_meta *in, int n, bool shapes) {
   for (int i = 0; i < n; i++) {
     MIX(in[i].dtype);
     MIX(in[i].ndim);
-    for (int d = 0; shapes && d < in[i].ndim; d++) MIX(in[i].shape[d]);
+    for (int d = 0; shapes && d < in[i].ndim; d++)
+      MIX(in[i].shape[d]);
   }
 #undef MIX
   return h;
@@ -152,9 +156,8 @@ static bool key_match(const am_centry *e, const am_meta *in, int n) {
   for (int i = 0; i < n; i++) {
     if (e->key_in[i].dtype != in[i].dtype || e->key_in[i].ndim != in[i].ndim)
       return false;
-    if (e->key_shapes &&
-        memcmp(e->key_in[i].shape, in[i].shape,
-               (size_t)in[i].ndim * sizeof(int64_t)))
+    if (e->key_shapes && memcmp(e->key_in[i].shape, in[i].shape,
+                                (size_t)in[i].ndim * sizeof(int64_t)))
       return false;
   }
   return true;
@@ -287,17 +290,17 @@ static am_status build_tape(am_centry *e, am_arr *const *ph, int n_in,
     e->consts[i] = NULL;
     if (!map_put(&vmap, ph[i], i)) goto oom;
   }
-#define GROW_VALUES(extra)                                                    \
-  while (e->n_values + (extra) > cap_v) {                                     \
-    int nc = 2 * cap_v;                                                       \
-    am_meta *t = realloc(e->traced, (size_t)nc * sizeof *t);                  \
-    if (!t) goto oom;                                                         \
-    e->traced = t;                                                            \
-    am_arr **c = realloc(e->consts, (size_t)nc * sizeof *c);                  \
-    if (!c) goto oom;                                                         \
-    memset(c + cap_v, 0, (size_t)(nc - cap_v) * sizeof *c);                   \
-    e->consts = c;                                                            \
-    cap_v = nc;                                                               \
+#define GROW_VALUES(extra)                                                     \
+  while (e->n_values + (extra) > cap_v) {                                      \
+    int nc = 2 * cap_v;                                                        \
+    am_meta *t = realloc(e->traced, (size_t)nc * sizeof *t);                   \
+    if (!t) goto oom;                                                          \
+    e->traced = t;                                                             \
+    am_arr **c = realloc(e->consts, (size_t)nc * sizeof *c);                   \
+    if (!c) goto oom;                                                          \
+    memset(c + cap_v, 0, (size_t)(nc - cap_v) * sizeof *c);                    \
+    e->consts = c;                                                             \
+    cap_v = nc;                                                                \
   }
   /* Iterative post-order over arrays. An array is "done" once it has a
    * value number; a node's outputs get numbers together, after its
@@ -366,7 +369,8 @@ static am_status build_tape(am_centry *e, am_arr *const *ph, int n_in,
       if (nd->prim->params_copy) nd->prim->params_copy(cn->params);
     }
     e->n_nodes++;
-    for (int i = 0; i < nd->n_in; i++) cn->in[i] = map_get(&vmap, nd->in[i]);
+    for (int i = 0; i < nd->n_in; i++)
+      cn->in[i] = map_get(&vmap, nd->in[i]);
     /* Metas of every output, including siblings nobody holds. */
     GROW_VALUES(nd->n_out);
     cn->out0 = e->n_values;
@@ -376,9 +380,10 @@ static am_status build_tape(am_centry *e, am_arr *const *ph, int n_in,
                   nd->prim->name);
       goto fail;
     }
-    for (int i = 0; i < nd->n_in; i++) im[i] = &nd->in[i]->m;
-    s = nd->prim->output_shapes(im, nd->n_in, nd->params,
-                                e->traced + cn->out0, nd->n_out);
+    for (int i = 0; i < nd->n_in; i++)
+      im[i] = &nd->in[i]->m;
+    s = nd->prim->output_shapes(im, nd->n_in, nd->params, e->traced + cn->out0,
+                                nd->n_out);
     if (s) goto fail;
     e->n_values += nd->n_out;
     if (!map_put(&nmap, nd, e->n_nodes - 1)) goto oom;
@@ -388,7 +393,8 @@ static am_status build_tape(am_centry *e, am_arr *const *ph, int n_in,
 #undef GROW_VALUES
   e->outputs = malloc((size_t)n_out * sizeof *e->outputs);
   if (!e->outputs) goto oom;
-  for (int j = 0; j < n_out; j++) e->outputs[j] = map_get(&vmap, outs[j]);
+  for (int j = 0; j < n_out; j++)
+    e->outputs[j] = map_get(&vmap, outs[j]);
   map_free(&vmap);
   map_free(&nmap);
   free(stack.v);
@@ -451,11 +457,13 @@ static am_status plan_lifetimes(am_centry *e) {
   free(e->last_use);
   e->last_use = malloc((size_t)e->n_values * sizeof *e->last_use);
   if (!e->last_use) return AM_FAIL(AM_ERR_OOM, "compile: out of memory");
-  for (int v = 0; v < e->n_values; v++) e->last_use[v] = -1;
+  for (int v = 0; v < e->n_values; v++)
+    e->last_use[v] = -1;
   for (int k = 0; k < e->n_nodes; k++)
     for (int i = 0; i < e->nodes[k].n_in; i++)
       e->last_use[e->nodes[k].in[i]] = k;
-  for (int j = 0; j < e->n_outputs; j++) e->last_use[e->outputs[j]] = INT32_MAX;
+  for (int j = 0; j < e->n_outputs; j++)
+    e->last_use[e->outputs[j]] = INT32_MAX;
   return AM_OK;
 }
 
@@ -477,8 +485,10 @@ static am_status trace(am_compiled f, am_arr *const *in, bool key_shapes,
   e->n_outputs = f->n_out;
   for (int i = 0; i < f->n_in && !s; i++) {
     ph[i] = am_arr_alloc(&in[i]->m);
-    if (!ph[i]) s = AM_FAIL(AM_ERR_OOM, "compile: out of memory");
-    else ph[i]->tracer = true;
+    if (!ph[i])
+      s = AM_FAIL(AM_ERR_OOM, "compile: out of memory");
+    else
+      ph[i]->tracer = true;
   }
   if (!s) {
     am_scope_push();
@@ -492,23 +502,27 @@ static am_status trace(am_compiled f, am_arr *const *in, bool key_shapes,
         s = am_set_error(outs[j]->err, "%s", outs[j]->err_msg);
     }
     /* Keep the outputs past the scope (the graph hangs off them). */
-    for (int j = 0; j < f->n_out && !s; j++) am_arr_retain(outs[j]);
+    for (int j = 0; j < f->n_out && !s; j++)
+      am_arr_retain(outs[j]);
     int kept = s ? 0 : f->n_out;
     am_scope_pop();
     /* Parts of the graph that do not depend on any input are computed
      * now and become constants. */
     if (!s) s = am_compile_fold_constants((am_arr **)outs, f->n_out);
     if (!s) s = build_tape(e, ph, f->n_in, (am_arr **)outs, f->n_out);
-    for (int j = 0; j < kept; j++) am_arr_release(outs[j]);
+    for (int j = 0; j < kept; j++)
+      am_arr_release(outs[j]);
   }
-  for (int i = 0; i < f->n_in; i++) am_arr_release(ph[i]);
+  for (int i = 0; i < f->n_in; i++)
+    am_arr_release(ph[i]);
   free(ph);
   free(outs);
   if (!s) {
     e->traced_nodes = e->n_nodes;
     e->key_in = malloc((size_t)(f->n_in ? f->n_in : 1) * sizeof *e->key_in);
     if (!e->key_in) s = AM_FAIL(AM_ERR_OOM, "compile: out of memory");
-    for (int i = 0; !s && i < f->n_in; i++) e->key_in[i] = in[i]->m;
+    for (int i = 0; !s && i < f->n_in; i++)
+      e->key_in[i] = in[i]->m;
   }
   if (!s && !f->o.no_simplify) s = am_compile_simplify(e);
   if (!s && !f->o.no_fuse) s = am_compile_fuse(e);
@@ -542,15 +556,17 @@ static am_status trace(am_compiled f, am_arr *const *in, bool key_shapes,
 static am_status reinfer(const am_centry *e, am_arr *const *in, am_meta *m,
                          char *why, size_t nwhy, bool *guard_broke) {
   *guard_broke = false;
-  for (int i = 0; i < e->n_inputs; i++) m[i] = in[i]->m;
+  for (int i = 0; i < e->n_inputs; i++)
+    m[i] = in[i]->m;
   for (int v = e->n_inputs; v < e->n_values; v++)
     if (e->consts[v]) m[v] = e->traced[v];
   const am_meta *im[64];
   for (int k = 0; k < e->n_nodes; k++) {
     const am_cnode *n = &e->nodes[k];
-    for (int i = 0; i < n->n_in; i++) im[i] = &m[n->in[i]];
-    am_status s = n->prim->output_shapes(im, n->n_in, n->params,
-                                         m + n->out0, n->n_out);
+    for (int i = 0; i < n->n_in; i++)
+      im[i] = &m[n->in[i]];
+    am_status s =
+        n->prim->output_shapes(im, n->n_in, n->params, m + n->out0, n->n_out);
     if (s) {
       snprintf(why, nwhy, "%s (node %d) cannot replay the new shapes: %s",
                n->prim->name, k, am_last_error());
@@ -560,7 +576,8 @@ static am_status reinfer(const am_centry *e, am_arr *const *in, am_meta *m,
       const am_meta *o = &m[n->out0 + j];
       bool bad = o->ndim < 0 || o->ndim > AM_MAX_DIMS ||
                  (unsigned)o->dtype >= AM_DTYPE_COUNT;
-      for (int d = 0; !bad && d < o->ndim; d++) bad = o->shape[d] < 0;
+      for (int d = 0; !bad && d < o->ndim; d++)
+        bad = o->shape[d] < 0;
       if (bad) {
         snprintf(why, nwhy, "%s (node %d) inferred an invalid shape",
                  n->prim->name, k);
@@ -571,7 +588,8 @@ static am_status reinfer(const am_centry *e, am_arr *const *in, am_meta *m,
   for (int g = 0; g < e->n_guards; g++) {
     const am_guard *gd = &e->guards[g];
     int64_t p = 1;
-    for (int d = gd->a; d <= gd->b; d++) p *= m[gd->value].shape[d];
+    for (int d = gd->a; d <= gd->b; d++)
+      p *= m[gd->value].shape[d];
     if (p != gd->lit) {
       snprintf(why, nwhy,
                "%s (node %d) holds the literal size %lld, which was a traced "
@@ -622,8 +640,10 @@ static am_status run_tape(const am_centry *e, am_arr *const *in,
   am_arr *ins_local[16], *outs_local[16];
   for (int k = 0; k < e->n_nodes && !s; k++) {
     const am_cnode *n = &e->nodes[k];
-    am_arr **ins = n->n_in <= 16 ? ins_local : malloc((size_t)n->n_in * sizeof *ins);
-    am_arr **outs = n->n_out <= 16 ? outs_local : malloc((size_t)n->n_out * sizeof *outs);
+    am_arr **ins =
+        n->n_in <= 16 ? ins_local : malloc((size_t)n->n_in * sizeof *ins);
+    am_arr **outs =
+        n->n_out <= 16 ? outs_local : malloc((size_t)n->n_out * sizeof *outs);
     if (!ins || !outs) {
       s = AM_FAIL(AM_ERR_OOM, "compiled call: out of memory");
       goto node_done;
@@ -668,7 +688,8 @@ static am_status run_tape(const am_centry *e, am_arr *const *in,
       out[j] = vals[e->outputs[j]];
       am_arr_retain(out[j]);
     }
-  for (int v = 0; v < e->n_values; v++) am_arr_release(vals[v]);
+  for (int v = 0; v < e->n_values; v++)
+    am_arr_release(vals[v]);
   free(vals);
   return s;
 }
@@ -684,10 +705,9 @@ static am_status verify_outputs(am_compiled f, am_arr *const *got,
     char x[256], y[256];
     if (a->dtype != b->dtype || a->ndim != b->ndim ||
         memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof(int64_t)))
-      return am_set_error(AM_ERR_INTERNAL,
-                          "compile verify: output %d is %s, uncompiled %s", j,
-                          am_meta_str(a, x, sizeof x),
-                          am_meta_str(b, y, sizeof y));
+      return am_set_error(
+          AM_ERR_INTERNAL, "compile verify: output %d is %s, uncompiled %s", j,
+          am_meta_str(a, x, sizeof x), am_meta_str(b, y, sizeof y));
     int64_t n = got[j]->size;
     double *ga = malloc((size_t)(n ? n : 1) * sizeof *ga);
     double *wa = malloc((size_t)(n ? n : 1) * sizeof *wa);
@@ -771,9 +791,13 @@ static bool same_structure(const am_centry *a, const am_centry *b) {
       return false;
     for (int i = 0; i < x->n_in; i++)
       if (x->in[i] != y->in[i]) return false;
-    am_node nx = {.op = x->op, .prim = x->prim, .params = x->params,
+    am_node nx = {.op = x->op,
+                  .prim = x->prim,
+                  .params = x->params,
                   .params_size = x->params_size};
-    am_node ny = {.op = y->op, .prim = y->prim, .params = y->params,
+    am_node ny = {.op = y->op,
+                  .prim = y->prim,
+                  .params = y->params,
                   .params_size = y->params_size};
     if (!am_params_equal(&nx, &ny)) return false;
   }
@@ -797,11 +821,13 @@ static am_status refine_guards(const am_centry *old, am_centry *e,
   am_guard *pr = malloc((size_t)(cap ? cap : 1) * sizeof *pr);
   if (!pr) return am_set_error(AM_ERR_OOM, "compile: out of memory");
   int n = 0;
-  for (int i = 0; i < old->n_proven; i++) pr[n++] = old->proven[i];
+  for (int i = 0; i < old->n_proven; i++)
+    pr[n++] = old->proven[i];
   for (int g = 0; g < old->n_guards; g++) {
     const am_guard *gd = &old->guards[g];
     int64_t p = 1;
-    for (int d = gd->a; d <= gd->b; d++) p *= m[gd->value].shape[d];
+    for (int d = gd->a; d <= gd->b; d++)
+      p *= m[gd->value].shape[d];
     if (p != gd->lit) pr[n++] = *gd;
   }
   free(e->proven);
@@ -820,8 +846,10 @@ static am_status refine_guards(const am_centry *old, am_centry *e,
 static void unlink_entry(am_compiled f, am_centry *e) {
   for (am_centry *x = f->head; x; x = x->next) {
     if (x != e) continue;
-    if (e->prev) e->prev->next = e->next;
-    else f->head = e->next;
+    if (e->prev)
+      e->prev->next = e->next;
+    else
+      f->head = e->next;
     if (e->next) e->next->prev = e->prev;
     f->n_entries--;
     entry_release(e); /* the cache's reference */
@@ -842,7 +870,8 @@ static void insert_entry(am_compiled f, am_centry *e) {
   atomic_fetch_add(&e->refs, 1); /* the cache's reference */
   while (f->n_entries > f->o.max_entries) {
     am_centry *t = f->head;
-    while (t->next) t = t->next;
+    while (t->next)
+      t = t->next;
     if (t->prev) t->prev->next = NULL;
     if (f->head == t) f->head = NULL;
     f->n_entries--;
@@ -851,13 +880,15 @@ static void insert_entry(am_compiled f, am_centry *e) {
   }
 }
 
-static am_centry *find_entry(am_compiled f, const am_meta *key, bool *shape_keyed_sibling) {
+static am_centry *find_entry(am_compiled f, const am_meta *key,
+                             bool *shape_keyed_sibling) {
   uint64_t h_rank = key_hash(key, f->n_in, false);
   uint64_t h_shape = key_hash(key, f->n_in, true);
   *shape_keyed_sibling = false;
   for (am_centry *e = f->head; e; e = e->next) {
     if (e->hash != (e->key_shapes ? h_shape : h_rank)) {
-      if (e->key_shapes && f->o.shapeless && key_hash(e->key_in, f->n_in, false) == h_rank)
+      if (e->key_shapes && f->o.shapeless &&
+          key_hash(e->key_in, f->n_in, false) == h_rank)
         *shape_keyed_sibling = true;
       continue;
     }
@@ -882,14 +913,16 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
   am_arr *const *in = (am_arr *const *)in_;
   int n_in = f->n_in;
   bool consumed_local[32];
-  bool *consumed = n_in <= 32 ? consumed_local : calloc((size_t)n_in, sizeof *consumed);
+  bool *consumed =
+      n_in <= 32 ? consumed_local : calloc((size_t)n_in, sizeof *consumed);
   am_meta key_local[8];
   am_meta *key = n_in <= 8 ? key_local : malloc((size_t)n_in * sizeof *key);
   am_meta *m = NULL;
   am_arr **want = NULL;
   am_centry *e = NULL, *old = NULL, *m_owner = NULL;
   am_status s = AM_OK;
-  for (int j = 0; j < f->n_out; j++) out[j] = NULL;
+  for (int j = 0; j < f->n_out; j++)
+    out[j] = NULL;
   if (!consumed || !key) {
     s = am_set_error(AM_ERR_OOM, "am_compiled_call: out of memory");
     goto done;
@@ -897,7 +930,8 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
   for (int i = 0; i < n_in; i++) {
     consumed[i] = i >= n_in - f->o.n_state;
     if (!in[i]) {
-      s = am_set_error(AM_ERR_INVALID_ARG, "am_compiled_call: input %d is NULL", i);
+      s = am_set_error(AM_ERR_INVALID_ARG, "am_compiled_call: input %d is NULL",
+                       i);
       goto done;
     }
     if (in[i]->err) {
@@ -947,8 +981,10 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
     if (s == AM_ERR_CANNOT_INFER) {
       need_trace = true;
       key_shapes = true;
-      if (guard_broke) old = e; /* kept to refine its guards */
-      else entry_release(e);
+      if (guard_broke)
+        old = e; /* kept to refine its guards */
+      else
+        entry_release(e);
       e = NULL;
       s = AM_OK;
     } else if (s) {
@@ -994,7 +1030,8 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
     pthread_mutex_unlock(&f->lock);
   }
   s = run_tape(e, in, consumed, m && !need_trace ? m : e->traced, out);
-  for (int i = 0; i < n_in; i++) consumed[i] = false; /* handed over */
+  for (int i = 0; i < n_in; i++)
+    consumed[i] = false; /* handed over */
   if (!s && want) {
     s = verify_outputs(f, (am_arr *const *)out, want);
     if (s)
@@ -1004,13 +1041,15 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
       }
   }
   if (!s)
-    for (int j = 0; j < f->n_out; j++) out[j] = am_scope_own(out[j]);
+    for (int j = 0; j < f->n_out; j++)
+      out[j] = am_scope_own(out[j]);
 done:
   /* Consumed state inputs the call did not reach are still ours to drop. */
   for (int i = 0; i < n_in && consumed; i++)
     if (consumed[i] && in[i]) am_arr_release(in[i]);
   if (want)
-    for (int j = 0; j < f->n_out; j++) am_arr_release(want[j]);
+    for (int j = 0; j < f->n_out; j++)
+      am_arr_release(want[j]);
   free(want);
   if (m_owner) { /* m back to its entry, or freed */
     am_meta *expect = NULL;
@@ -1025,7 +1064,8 @@ done:
   if (s) {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", am_last_error());
-    for (int j = 0; j < f->n_out; j++) out[j] = am_error_array(s, "%s", msg);
+    for (int j = 0; j < f->n_out; j++)
+      out[j] = am_error_array(s, "%s", msg);
   }
   return s;
 }
@@ -1041,9 +1081,12 @@ am_status am_compiled_print(am_compiled f, FILE *out, bool dot) {
   am_centry *e = f->head;
   if (e) atomic_fetch_add(&e->refs, 1);
   pthread_mutex_unlock(&f->lock);
-  if (!e) return am_set_error(AM_ERR_INVALID_ARG, "am_compiled_print: nothing traced yet");
+  if (!e)
+    return am_set_error(AM_ERR_INVALID_ARG,
+                        "am_compiled_print: nothing traced yet");
   char sh[256], ps[256];
-  if (dot) fprintf(out, "digraph amorph {\n  rankdir=TB;\n  node [shape=box];\n");
+  if (dot)
+    fprintf(out, "digraph amorph {\n  rankdir=TB;\n  node [shape=box];\n");
   for (int v = 0; v < e->n_values; v++) {
     if (v >= e->n_inputs && !e->consts[v]) continue;
     am_meta_str(&e->traced[v], sh, sizeof sh);
@@ -1062,28 +1105,34 @@ am_status am_compiled_print(am_compiled f, FILE *out, bool dot) {
               ps[0] ? "\\n" : "", ps);
       for (int i = 0; i < n->n_in; i++) {
         int v = n->in[i];
-        if (v < e->n_inputs || e->consts[v]) fprintf(out, "  v%d -> n%d;\n", v, k);
+        if (v < e->n_inputs || e->consts[v])
+          fprintf(out, "  v%d -> n%d;\n", v, k);
         else {
           int src = 0;
-          while (src < e->n_nodes && !(v >= e->nodes[src].out0 &&
-                                       v < e->nodes[src].out0 + e->nodes[src].n_out))
+          while (src < e->n_nodes &&
+                 !(v >= e->nodes[src].out0 &&
+                   v < e->nodes[src].out0 + e->nodes[src].n_out))
             src++;
           fprintf(out, "  n%d -> n%d;\n", src, k);
         }
       }
     } else {
       fprintf(out, "v%d", n->out0);
-      for (int j = 1; j < n->n_out; j++) fprintf(out, ", v%d", n->out0 + j);
+      for (int j = 1; j < n->n_out; j++)
+        fprintf(out, ", v%d", n->out0 + j);
       fprintf(out, " = %s(", n->prim->name);
-      for (int i = 0; i < n->n_in; i++) fprintf(out, i ? ", v%d" : "v%d", n->in[i]);
+      for (int i = 0; i < n->n_in; i++)
+        fprintf(out, i ? ", v%d" : "v%d", n->in[i]);
       fprintf(out, ")%s%s  -> %s\n", ps[0] ? " " : "", ps,
               am_meta_str(&e->traced[n->out0], sh, sizeof sh));
     }
   }
-  if (dot) fprintf(out, "}\n");
+  if (dot)
+    fprintf(out, "}\n");
   else {
     fprintf(out, "outputs:");
-    for (int j = 0; j < e->n_outputs; j++) fprintf(out, " v%d", e->outputs[j]);
+    for (int j = 0; j < e->n_outputs; j++)
+      fprintf(out, " v%d", e->outputs[j]);
     fprintf(out, "\n");
   }
   entry_release(e);

@@ -29,13 +29,13 @@ typedef struct am_centry {
   const char *shape_dep_op;      /* why (first shape-dependent op)     */
   int n_inputs, n_outputs;
   int n_values;
-  am_meta *traced;  /* [n_values] metas at trace time                  */
-  am_arr **consts;  /* [n_values] constant arrays, NULL for the others */
+  am_meta *traced; /* [n_values] metas at trace time                  */
+  am_arr **consts; /* [n_values] constant arrays, NULL for the others */
   int n_nodes;
-  am_cnode *nodes;  /* dependency order                                */
-  int *outputs;     /* [n_outputs] value numbers                       */
-  int *last_use;    /* [n_values] last node reading it; -1 never;
-                       INT32_MAX for outputs                           */
+  am_cnode *nodes; /* dependency order                                */
+  int *outputs;    /* [n_outputs] value numbers                       */
+  int *last_use;   /* [n_values] last node reading it; -1 never;
+                      INT32_MAX for outputs                           */
   am_guard *guards;
   int n_guards;
   am_guard *proven; /* (node, lit) shown constant by a re-trace         */

@@ -57,10 +57,13 @@ am_status am_compile_fuse(am_centry *e) {
   for (int k = 0; k < nn; k++) {
     group[k] = -1;
     const am_cnode *c = &e->nodes[k];
-    for (int j = 0; j < c->n_out; j++) producer[c->out0 + j] = k;
-    for (int i = 0; i < c->n_in; i++) uses[c->in[i]]++;
+    for (int j = 0; j < c->n_out; j++)
+      producer[c->out0 + j] = k;
+    for (int i = 0; i < c->n_in; i++)
+      uses[c->in[i]]++;
   }
-  for (int j = 0; j < e->n_outputs; j++) is_out[e->outputs[j]] = true;
+  for (int j = 0; j < e->n_outputs; j++)
+    is_out[e->outputs[j]] = true;
 
   am_status s = AM_OK;
   for (int root = nn - 1; root >= 0 && !s; root--) {
@@ -85,7 +88,8 @@ am_status am_compile_fuse(am_centry *e) {
           continue;
         }
         bool seen = false;
-        for (int q = 0; q < n_ext && !seen; q++) seen = ext[q] == v;
+        for (int q = 0; q < n_ext && !seen; q++)
+          seen = ext[q] == v;
         if (seen) continue;
         if (n_ext == AM_FUSED_MAX_IN) {
           overflow = true;
@@ -96,7 +100,8 @@ am_status am_compile_fuse(am_centry *e) {
     }
     if (overflow || n_mem < 2) {
       /* Not worth it (or too many inputs): release the members. */
-      for (int q = 0; q < n_mem; q++) group[members[q]] = -2;
+      for (int q = 0; q < n_mem; q++)
+        group[members[q]] = -2;
       group[root] = -2;
       continue;
     }
@@ -132,8 +137,10 @@ am_status am_compile_fuse(am_centry *e) {
           if (ext[x] == v) reg = x;
         for (int x = 0; x < q && reg < 0; x++)
           if (e->nodes[members[x]].out0 == v) reg = n_ext + x;
-        if (i == 0) ins->a = reg;
-        else ins->b = reg;
+        if (i == 0)
+          ins->a = reg;
+        else
+          ins->b = reg;
       }
       if (m->op == AM_OP_ASTYPE) ins->round = e->traced[m->out0].dtype;
     }

@@ -111,7 +111,8 @@ typedef struct {
 static void load_f32(am_dtype t, const char *src, int64_t s, int64_t n,
                      float *dst) {
   if (t == AM_F32)
-    for (int64_t i = 0; i < n; i++) dst[i] = *(const float *)(src + i * s);
+    for (int64_t i = 0; i < n; i++)
+      dst[i] = *(const float *)(src + i * s);
   else if (t == AM_F16)
     for (int64_t i = 0; i < n; i++)
       dst[i] = am_f16_to_f32(*(const uint16_t *)(src + i * s));
@@ -123,18 +124,23 @@ static void load_f32(am_dtype t, const char *src, int64_t s, int64_t n,
 static void store_f32(am_dtype t, const float *v, char *dst, int64_t s,
                       int64_t n) {
   if (t == AM_F32)
-    for (int64_t i = 0; i < n; i++) *(float *)(dst + i * s) = v[i];
+    for (int64_t i = 0; i < n; i++)
+      *(float *)(dst + i * s) = v[i];
   else if (t == AM_F16)
-    for (int64_t i = 0; i < n; i++) *(uint16_t *)(dst + i * s) = am_f32_to_f16(v[i]);
+    for (int64_t i = 0; i < n; i++)
+      *(uint16_t *)(dst + i * s) = am_f32_to_f16(v[i]);
   else
-    for (int64_t i = 0; i < n; i++) *(uint16_t *)(dst + i * s) = am_f32_to_bf16(v[i]);
+    for (int64_t i = 0; i < n; i++)
+      *(uint16_t *)(dst + i * s) = am_f32_to_bf16(v[i]);
 }
 
 static void round_to(am_dtype t, float *v, int64_t n) {
   if (t == AM_F16)
-    for (int64_t i = 0; i < n; i++) v[i] = am_f16_to_f32(am_f32_to_f16(v[i]));
+    for (int64_t i = 0; i < n; i++)
+      v[i] = am_f16_to_f32(am_f32_to_f16(v[i]));
   else if (t == AM_BF16)
-    for (int64_t i = 0; i < n; i++) v[i] = am_bf16_to_f32(am_f32_to_bf16(v[i]));
+    for (int64_t i = 0; i < n; i++)
+      v[i] = am_bf16_to_f32(am_f32_to_bf16(v[i]));
 }
 
 /* One row: ptrs[0] is the output, ptrs[1 + k] input k. */
@@ -170,7 +176,8 @@ static void fused_row(void *c, int64_t n, char **ptrs, const int64_t *st) {
                        : buf[r];
       if (in->op == AM_OP_ASTYPE) {
         const float *a = reg[in->a];
-        for (int64_t q = 0; q < m; q++) dst[q] = a[step[in->a] ? q : 0];
+        for (int64_t q = 0; q < m; q++)
+          dst[q] = a[step[in->a] ? q : 0];
         round_to(in->round, dst, m);
       } else {
         const void *src[2] = {reg[in->a], in->b >= 0 ? reg[in->b] : NULL};
@@ -194,7 +201,8 @@ static am_status fused_eval(am_arr *const *in, int n_in, am_arr *const *out,
   if (s || !o->size) return s;
   fused_ctx c = {.p = p};
   for (int i = 0; i < p->n_ops; i++)
-    if (p->ins[i].op != AM_OP_ASTYPE && !(c.k[i] = am_ew_f32_kernel(p->ins[i].op)))
+    if (p->ins[i].op != AM_OP_ASTYPE &&
+        !(c.k[i] = am_ew_f32_kernel(p->ins[i].op)))
       return AM_FAIL(AM_ERR_INTERNAL, "no float32 kernel for %s",
                      am_prims[p->ins[i].op]->name);
   char *base[AM_ITER_MAX_ARGS];

@@ -89,14 +89,16 @@ am_status am_compile_fold_constants(am_arr **outs, int n) {
       }
       fold[nf++] = outs[j];
     }
-  for (size_t i = 0; i < nv; i++) visited[i]->mark = 0;
+  for (size_t i = 0; i < nv; i++)
+    visited[i]->mark = 0;
   nv = 0;
   if (nf) s = am_eval((am_array *)fold, (int)nf);
   goto done;
 oom:
   s = am_set_error(AM_ERR_OOM, "compile: out of memory folding constants");
 done:
-  for (size_t i = 0; i < nv; i++) visited[i]->mark = 0;
+  for (size_t i = 0; i < nv; i++)
+    visited[i]->mark = 0;
   free(st);
   free(visited);
   free(fold);
@@ -108,7 +110,8 @@ done:
 am_status am_compile_compact(am_centry *e, const int *remap) {
   int nv = e->n_values;
   bool *live = calloc((size_t)nv, sizeof *live);
-  bool *node_live = calloc((size_t)(e->n_nodes ? e->n_nodes : 1), sizeof *node_live);
+  bool *node_live =
+      calloc((size_t)(e->n_nodes ? e->n_nodes : 1), sizeof *node_live);
   int *newid = malloc((size_t)nv * sizeof *newid);
   if (!live || !node_live || !newid) {
     free(live);
@@ -130,13 +133,16 @@ am_status am_compile_compact(am_centry *e, const int *remap) {
       any = live[c->out0 + j] && remap[c->out0 + j] == c->out0 + j;
     if (!any) continue;
     node_live[k] = true;
-    for (int i = 0; i < c->n_in; i++) live[c->in[i]] = true;
+    for (int i = 0; i < c->n_in; i++)
+      live[c->in[i]] = true;
   }
   /* Renumber: inputs first (all kept), then live constants and nodes in
    * their old order, so the tape stays in dependency order. */
   int next = 0;
-  for (int v = 0; v < nv; v++) newid[v] = -1;
-  for (int v = 0; v < e->n_inputs; v++) newid[v] = next++;
+  for (int v = 0; v < nv; v++)
+    newid[v] = -1;
+  for (int v = 0; v < e->n_inputs; v++)
+    newid[v] = next++;
   int kk = 0;
   for (int v = e->n_inputs; v < nv; v++) {
     if (e->consts[v]) {
@@ -144,7 +150,8 @@ am_status am_compile_compact(am_centry *e, const int *remap) {
       continue;
     }
     /* v is a node output: number all outputs of a live node together */
-    while (kk < e->n_nodes && e->nodes[kk].out0 + e->nodes[kk].n_out <= v) kk++;
+    while (kk < e->n_nodes && e->nodes[kk].out0 + e->nodes[kk].n_out <= v)
+      kk++;
     if (kk < e->n_nodes && node_live[kk]) newid[v] = next++;
   }
   am_meta *traced = malloc((size_t)(next ? next : 1) * sizeof *traced);
@@ -174,12 +181,14 @@ am_status am_compile_compact(am_centry *e, const int *remap) {
       free(c->in);
       continue;
     }
-    for (int i = 0; i < c->n_in; i++) c->in[i] = newid[c->in[i]];
+    for (int i = 0; i < c->n_in; i++)
+      c->in[i] = newid[c->in[i]];
     c->out0 = newid[c->out0];
     e->nodes[w++] = *c;
   }
   e->n_nodes = w;
-  for (int j = 0; j < e->n_outputs; j++) e->outputs[j] = newid[e->outputs[j]];
+  for (int j = 0; j < e->n_outputs; j++)
+    e->outputs[j] = newid[e->outputs[j]];
   free(e->traced);
   free(e->consts);
   e->traced = traced;
@@ -194,19 +203,29 @@ am_status am_compile_compact(am_centry *e, const int *remap) {
 /* ------------------------------------------------------------ simplify */
 
 static uint64_t node_key(const am_cnode *c) {
-  am_node tmp = {.op = c->op, .prim = c->prim, .params = c->params,
+  am_node tmp = {.op = c->op,
+                 .prim = c->prim,
+                 .params = c->params,
                  .params_size = c->params_size};
   uint64_t h = am_params_hash(&tmp);
-  for (int i = 0; i < c->n_in; i++) h = (h ^ (uint64_t)c->in[i]) * 1099511628211ull;
+  for (int i = 0; i < c->n_in; i++)
+    h = (h ^ (uint64_t)c->in[i]) * 1099511628211ull;
   return h ^ (uint64_t)c->n_in;
 }
 
 static bool node_equal(const am_cnode *a, const am_cnode *b) {
-  if (a->op != b->op || a->n_in != b->n_in || a->n_out != b->n_out) return false;
+  if (a->op != b->op || a->n_in != b->n_in || a->n_out != b->n_out)
+    return false;
   for (int i = 0; i < a->n_in; i++)
     if (a->in[i] != b->in[i]) return false;
-  am_node x = {.op = a->op, .prim = a->prim, .params = a->params, .params_size = a->params_size};
-  am_node y = {.op = b->op, .prim = b->prim, .params = b->params, .params_size = b->params_size};
+  am_node x = {.op = a->op,
+               .prim = a->prim,
+               .params = a->params,
+               .params_size = a->params_size};
+  am_node y = {.op = b->op,
+               .prim = b->prim,
+               .params = b->params,
+               .params_size = b->params_size};
   return am_params_equal(&x, &y);
 }
 
@@ -221,7 +240,8 @@ am_status am_compile_simplify(am_centry *e) {
   int nv = e->n_values;
   int *remap = malloc((size_t)nv * sizeof *remap);
   size_t hcap = 16;
-  while (hcap < 2 * (size_t)e->n_nodes + 2) hcap *= 2;
+  while (hcap < 2 * (size_t)e->n_nodes + 2)
+    hcap *= 2;
   int *table = malloc(hcap * sizeof *table);
   int *scalars = malloc((size_t)nv * sizeof *scalars);
   if (!remap || !table || !scalars) {
@@ -230,7 +250,8 @@ am_status am_compile_simplify(am_centry *e) {
     free(scalars);
     return am_set_error(AM_ERR_OOM, "compile: out of memory");
   }
-  for (int v = 0; v < nv; v++) remap[v] = v;
+  for (int v = 0; v < nv; v++)
+    remap[v] = v;
   /* Equal one-element constants become one value. */
   int ns = 0;
   for (int v = 0; v < nv; v++) {
@@ -248,10 +269,12 @@ am_status am_compile_simplify(am_centry *e) {
   }
   /* CSE in dependency order: a node equal to an earlier one (same op,
    * params and — already remapped — inputs) is replaced by it. */
-  for (size_t i = 0; i < hcap; i++) table[i] = -1;
+  for (size_t i = 0; i < hcap; i++)
+    table[i] = -1;
   for (int k = 0; k < e->n_nodes; k++) {
     am_cnode *c = &e->nodes[k];
-    for (int i = 0; i < c->n_in; i++) c->in[i] = remap[c->in[i]];
+    for (int i = 0; i < c->n_in; i++)
+      c->in[i] = remap[c->in[i]];
     size_t j = (size_t)node_key(c) & (hcap - 1);
     int found = -1;
     for (; table[j] >= 0; j = (j + 1) & (hcap - 1))
@@ -263,7 +286,8 @@ am_status am_compile_simplify(am_centry *e) {
       table[j] = k;
       continue;
     }
-    for (int q = 0; q < c->n_out; q++) remap[c->out0 + q] = e->nodes[found].out0 + q;
+    for (int q = 0; q < c->n_out; q++)
+      remap[c->out0 + q] = e->nodes[found].out0 + q;
     e->cse_merged++;
   }
   am_status s = am_compile_compact(e, remap);

@@ -14,7 +14,8 @@
 
 int64_t am_meta_size(const am_meta *m) {
   int64_t n = 1;
-  for (int i = 0; i < m->ndim; i++) n *= m->shape[i];
+  for (int i = 0; i < m->ndim; i++)
+    n *= m->shape[i];
   return n;
 }
 
@@ -77,9 +78,8 @@ void am_broadcast_strides(const am_arr *a, const int64_t *shape, int ndim,
  * ====================================================================== */
 
 /* The array handed out when even an error array cannot be allocated. */
-static am_arr g_oom = {.refs = INT_MAX / 2,
-                       .err = AM_ERR_OOM,
-                       .err_msg = "out of memory"};
+static am_arr g_oom = {
+    .refs = INT_MAX / 2, .err = AM_ERR_OOM, .err_msg = "out of memory"};
 
 am_arr *am_arr_alloc(const am_meta *m) {
   am_arr *a = calloc(1, sizeof *a);
@@ -183,7 +183,8 @@ void am_scope_pop(void) {
   scope_stack *s = &tl_scope;
   if (!s->depth) return;
   size_t start = s->frames[--s->depth];
-  for (size_t i = s->n; i > start; i--) am_arr_release(s->items[i - 1]);
+  for (size_t i = s->n; i > start; i--)
+    am_arr_release(s->items[i - 1]);
   s->n = start;
   if (!s->depth) {
     free(s->items);
@@ -206,7 +207,9 @@ am_array am_scope_own(am_arr *a) {
   return a;
 }
 
-void am_array_free(am_array x) { am_arr_release(x); }
+void am_array_free(am_array x) {
+  am_arr_release(x);
+}
 
 am_array am_keep(am_array x) {
   if (x) am_arr_retain(x);
@@ -279,7 +282,8 @@ am_array am_array_new_data(const void *data, const int64_t *shape, int ndim,
   if (s) return am_error_array(s, "%s", am_last_error());
   int64_t n = am_meta_size(&m);
   if (n && !data)
-    return am_error_array(AM_ERR_INVALID_ARG, "am_array_new_data: data is NULL");
+    return am_error_array(AM_ERR_INVALID_ARG,
+                          "am_array_new_data: data is NULL");
   size_t bytes = (size_t)n * am_dtype_size(dtype);
   am_buffer *b = am_buffer_new(bytes);
   if (!b) return am_error_array(AM_ERR_OOM, "%s", am_last_error());
@@ -338,21 +342,31 @@ am_array am_int(int64_t value) {
  *  Accessors
  * ====================================================================== */
 
-int am_array_ndim(am_array x) { return x ? x->m.ndim : 0; }
-const int64_t *am_array_shape(am_array x) { return x ? x->m.shape : NULL; }
+int am_array_ndim(am_array x) {
+  return x ? x->m.ndim : 0;
+}
+const int64_t *am_array_shape(am_array x) {
+  return x ? x->m.shape : NULL;
+}
 int64_t am_array_dim(am_array x, int axis) {
   int ax = x ? am_norm_axis(axis, x->m.ndim) : -1;
   return ax < 0 ? -1 : x->m.shape[ax];
 }
-int64_t am_array_size(am_array x) { return x ? x->size : 0; }
-am_dtype am_array_dtype(am_array x) { return x ? x->m.dtype : AM_F32; }
+int64_t am_array_size(am_array x) {
+  return x ? x->size : 0;
+}
+am_dtype am_array_dtype(am_array x) {
+  return x ? x->m.dtype : AM_F32;
+}
 am_status am_array_status(am_array x) {
   return x ? x->err : AM_ERR_INVALID_ARG;
 }
 const char *am_array_error(am_array x) {
   return x && x->err_msg ? x->err_msg : "";
 }
-bool am_array_is_evaluated(am_array x) { return x && x->buf; }
+bool am_array_is_evaluated(am_array x) {
+  return x && x->buf;
+}
 
 const void *am_array_data(am_array x) {
   if (!x || !x->buf || !am_arr_is_contiguous(x)) return NULL;
@@ -373,11 +387,11 @@ static am_status validate_meta(const am_meta *m) {
 }
 
 /* "op: message (inputs [2,3] float32, [3] float32)" */
-static void op_error(const am_prim *p, am_arr *const *in, int n_in,
-                     am_status s, char *buf, size_t n) {
-  size_t k = (size_t)snprintf(buf, n, "%s: %s (inputs", p->name,
-                              am_last_error()[0] ? am_last_error()
-                                                 : am_status_str(s));
+static void op_error(const am_prim *p, am_arr *const *in, int n_in, am_status s,
+                     char *buf, size_t n) {
+  size_t k =
+      (size_t)snprintf(buf, n, "%s: %s (inputs", p->name,
+                       am_last_error()[0] ? am_last_error() : am_status_str(s));
   for (int i = 0; i < n_in && k < n; i++) {
     char sh[256];
     k += (size_t)snprintf(buf + k, n - k, "%s %s", i ? "," : "",
@@ -386,24 +400,27 @@ static void op_error(const am_prim *p, am_arr *const *in, int n_in,
   if (k < n) snprintf(buf + k, n - k, "%s)", n_in ? "" : " none");
 }
 
-am_status am_op_make_n(int op, const void *params, am_arr *const *in,
-                       int n_in, int n_out, am_array *outs) {
+am_status am_op_make_n(int op, const void *params, am_arr *const *in, int n_in,
+                       int n_out, am_array *outs) {
   const am_prim *p = am_prims[op];
   am_status s = AM_OK;
   char msg[1024];
   for (int i = 0; i < n_in; i++)
     if (!in[i]) {
       s = AM_FAIL(AM_ERR_INVALID_ARG, "%s: input %d is NULL", p->name, i);
-      for (int j = 0; j < n_out; j++) outs[j] = am_error_array(s, "%s", am_last_error());
+      for (int j = 0; j < n_out; j++)
+        outs[j] = am_error_array(s, "%s", am_last_error());
       return s;
     }
   am_arr *e = am_first_error(in, n_in);
   if (e) {
-    for (int j = 0; j < n_out; j++) outs[j] = propagate(e);
+    for (int j = 0; j < n_out; j++)
+      outs[j] = propagate(e);
     return e->err;
   }
   const am_meta *metas_local[8];
-  const am_meta **metas = n_in <= 8 ? metas_local : malloc((size_t)n_in * sizeof *metas);
+  const am_meta **metas =
+      n_in <= 8 ? metas_local : malloc((size_t)n_in * sizeof *metas);
   am_meta om_local[4];
   am_meta *om = n_out <= 4 ? om_local : calloc((size_t)n_out, sizeof *om);
   am_node *node = calloc(1, sizeof *node);
@@ -411,12 +428,14 @@ am_status am_op_make_n(int op, const void *params, am_arr *const *in,
     s = AM_FAIL(AM_ERR_OOM, "%s: out of memory", p->name);
     goto fail;
   }
-  for (int i = 0; i < n_in; i++) metas[i] = &in[i]->m;
+  for (int i = 0; i < n_in; i++)
+    metas[i] = &in[i]->m;
   am_clear_error();
   s = p->output_shapes(metas, n_in, params, om, n_out);
   for (int j = 0; !s && j < n_out; j++)
     if (validate_meta(&om[j]))
-      s = AM_FAIL(AM_ERR_INTERNAL, "inferred an invalid shape for output %d", j);
+      s = AM_FAIL(AM_ERR_INTERNAL, "inferred an invalid shape for output %d",
+                  j);
   if (s) goto fail;
   node->op = op;
   node->prim = p;
@@ -437,7 +456,8 @@ am_status am_op_make_n(int op, const void *params, am_arr *const *in,
   for (int j = 0; j < n_out; j++) {
     am_arr *a = am_arr_alloc(&om[j]);
     if (!a) { /* nothing refers to these yet: plain frees */
-      for (int k = 0; k < j; k++) free(node->out[k]);
+      for (int k = 0; k < j; k++)
+        free(node->out[k]);
       s = AM_FAIL(AM_ERR_OOM, "%s: out of memory", p->name);
       goto fail;
     }
@@ -450,7 +470,8 @@ am_status am_op_make_n(int op, const void *params, am_arr *const *in,
     node->in[i] = in[i];
     if (in[i] != &g_oom) am_arr_retain(in[i]);
   }
-  for (int j = 0; j < n_out; j++) outs[j] = am_scope_own(node->out[j]);
+  for (int j = 0; j < n_out; j++)
+    outs[j] = am_scope_own(node->out[j]);
   if (metas != metas_local) free(metas);
   if (om != om_local) free(om);
   return AM_OK;
@@ -463,14 +484,14 @@ fail:
     free(node);
   }
   op_error(p, in, n_in, s, msg, sizeof msg);
-  for (int j = 0; j < n_out; j++) outs[j] = am_error_array(s, "%s", msg);
+  for (int j = 0; j < n_out; j++)
+    outs[j] = am_error_array(s, "%s", msg);
   if (metas != metas_local) free(metas);
   if (om != om_local) free(om);
   return s;
 }
 
-am_array am_op_make(int op, const void *params, am_arr *const *in,
-                    int n_in) {
+am_array am_op_make(int op, const void *params, am_arr *const *in, int n_in) {
   am_array out;
   (void)am_op_make_n(op, params, in, n_in, 1, &out);
   return out;

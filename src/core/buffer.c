@@ -24,7 +24,8 @@ static int size_class(size_t bytes, size_t *cap) {
     *cap = ALIGN;
     return 0;
   }
-  int k = 63 - __builtin_clzll((unsigned long long)(bytes - 1)); /* 2^k < bytes <= 2^(k+1) */
+  int k = 63 - __builtin_clzll((
+                   unsigned long long)(bytes - 1)); /* 2^k < bytes <= 2^(k+1) */
   size_t base = (size_t)1 << k, step = base / 4;
   size_t sub = (bytes - base + step - 1) / step; /* 1..4 */
   *cap = base + sub * step;

@@ -7,8 +7,9 @@ static const struct {
   const char *name;
   size_t size;
 } g_dt[AM_DTYPE_COUNT] = {
-    [AM_BOOL] = {"bool", 1}, [AM_U8] = {"uint8", 1},     [AM_I8] = {"int8", 1},
-    [AM_U32] = {"uint32", 4}, [AM_I32] = {"int32", 4},   [AM_I64] = {"int64", 8},
+    [AM_BOOL] = {"bool", 1},   [AM_U8] = {"uint8", 1},
+    [AM_I8] = {"int8", 1},     [AM_U32] = {"uint32", 4},
+    [AM_I32] = {"int32", 4},   [AM_I64] = {"int64", 8},
     [AM_F16] = {"float16", 2}, [AM_BF16] = {"bfloat16", 2},
     [AM_F32] = {"float32", 4}, [AM_F64] = {"float64", 8},
 };
@@ -23,11 +24,12 @@ bool am_dtype_is_float(am_dtype t) {
   return t == AM_F16 || t == AM_BF16 || t == AM_F32 || t == AM_F64;
 }
 bool am_dtype_is_int(am_dtype t) {
-  return t == AM_U8 || t == AM_I8 || t == AM_U32 || t == AM_I32 ||
-         t == AM_I64;
+  return t == AM_U8 || t == AM_I8 || t == AM_U32 || t == AM_I32 || t == AM_I64;
 }
 
-static bool is_unsigned(am_dtype t) { return t == AM_U8 || t == AM_U32; }
+static bool is_unsigned(am_dtype t) {
+  return t == AM_U8 || t == AM_U32;
+}
 
 am_dtype am_result_type(am_dtype a, am_dtype b) {
   if (a == b) return a;
@@ -52,17 +54,28 @@ am_dtype am_result_type(am_dtype a, am_dtype b) {
 
 double am_load_f64(const void *p, am_dtype t) {
   switch (t) {
-  case AM_BOOL: return *(const uint8_t *)p ? 1.0 : 0.0;
-  case AM_U8: return *(const uint8_t *)p;
-  case AM_I8: return *(const int8_t *)p;
-  case AM_U32: return *(const uint32_t *)p;
-  case AM_I32: return *(const int32_t *)p;
-  case AM_I64: return (double)*(const int64_t *)p;
-  case AM_F16: return am_f16_to_f32(*(const uint16_t *)p);
-  case AM_BF16: return am_bf16_to_f32(*(const uint16_t *)p);
-  case AM_F32: return *(const float *)p;
-  case AM_F64: return *(const double *)p;
-  default: return 0;
+  case AM_BOOL:
+    return *(const uint8_t *)p ? 1.0 : 0.0;
+  case AM_U8:
+    return *(const uint8_t *)p;
+  case AM_I8:
+    return *(const int8_t *)p;
+  case AM_U32:
+    return *(const uint32_t *)p;
+  case AM_I32:
+    return *(const int32_t *)p;
+  case AM_I64:
+    return (double)*(const int64_t *)p;
+  case AM_F16:
+    return am_f16_to_f32(*(const uint16_t *)p);
+  case AM_BF16:
+    return am_bf16_to_f32(*(const uint16_t *)p);
+  case AM_F32:
+    return *(const float *)p;
+  case AM_F64:
+    return *(const double *)p;
+  default:
+    return 0;
   }
 }
 
@@ -77,60 +90,97 @@ static int64_t sat_i64(double v, double lo, double hi) {
 
 void am_store_f64(void *p, am_dtype t, double v) {
   switch (t) {
-  case AM_BOOL: *(uint8_t *)p = v != 0; break;
-  case AM_U8: *(uint8_t *)p = (uint8_t)sat_i64(v, 0, 255); break;
-  case AM_I8: *(int8_t *)p = (int8_t)sat_i64(v, -128, 127); break;
-  case AM_U32: *(uint32_t *)p = (uint32_t)sat_i64(v, 0, 4294967295.0); break;
+  case AM_BOOL:
+    *(uint8_t *)p = v != 0;
+    break;
+  case AM_U8:
+    *(uint8_t *)p = (uint8_t)sat_i64(v, 0, 255);
+    break;
+  case AM_I8:
+    *(int8_t *)p = (int8_t)sat_i64(v, -128, 127);
+    break;
+  case AM_U32:
+    *(uint32_t *)p = (uint32_t)sat_i64(v, 0, 4294967295.0);
+    break;
   case AM_I32:
     *(int32_t *)p = (int32_t)sat_i64(v, -2147483648.0, 2147483647.0);
     break;
   case AM_I64:
-    *(int64_t *)p = (v != v) ? 0
-                    : v >= 9223372036854775807.0 ? INT64_MAX
+    *(int64_t *)p = (v != v)                      ? 0
+                    : v >= 9223372036854775807.0  ? INT64_MAX
                     : v <= -9223372036854775808.0 ? INT64_MIN
-                                                   : (int64_t)v;
+                                                  : (int64_t)v;
     break;
-  case AM_F16: *(uint16_t *)p = am_f32_to_f16((float)v); break;
-  case AM_BF16: *(uint16_t *)p = am_f32_to_bf16((float)v); break;
-  case AM_F32: *(float *)p = (float)v; break;
-  case AM_F64: *(double *)p = v; break;
-  default: break;
+  case AM_F16:
+    *(uint16_t *)p = am_f32_to_f16((float)v);
+    break;
+  case AM_BF16:
+    *(uint16_t *)p = am_f32_to_bf16((float)v);
+    break;
+  case AM_F32:
+    *(float *)p = (float)v;
+    break;
+  case AM_F64:
+    *(double *)p = v;
+    break;
+  default:
+    break;
   }
 }
 
 /* ---- contiguous conversion: typed loops for the common pairs ---- */
 
-#define CONV_LOOP(ST, DT, EXPR)                                               \
-  do {                                                                        \
-    const ST *s_ = (const ST *)src;                                           \
-    DT *d_ = (DT *)dst;                                                       \
-    for (int64_t i = 0; i < n; i++) {                                         \
-      ST x = s_[i];                                                           \
-      d_[i] = (EXPR);                                                         \
-    }                                                                         \
+#define CONV_LOOP(ST, DT, EXPR)                                                \
+  do {                                                                         \
+    const ST *s_ = (const ST *)src;                                            \
+    DT *d_ = (DT *)dst;                                                        \
+    for (int64_t i = 0; i < n; i++) {                                          \
+      ST x = s_[i];                                                            \
+      d_[i] = (EXPR);                                                          \
+    }                                                                          \
   } while (0)
 
-static bool int_exact(am_dtype t) { return am_dtype_is_int(t) || t == AM_BOOL; }
+static bool int_exact(am_dtype t) {
+  return am_dtype_is_int(t) || t == AM_BOOL;
+}
 
 static int64_t load_i64(const char *p, am_dtype t) {
   switch (t) {
-  case AM_BOOL: return *(const uint8_t *)p != 0;
-  case AM_U8: return *(const uint8_t *)p;
-  case AM_I8: return *(const int8_t *)p;
-  case AM_U32: return *(const uint32_t *)p;
-  case AM_I32: return *(const int32_t *)p;
-  default: return *(const int64_t *)p;
+  case AM_BOOL:
+    return *(const uint8_t *)p != 0;
+  case AM_U8:
+    return *(const uint8_t *)p;
+  case AM_I8:
+    return *(const int8_t *)p;
+  case AM_U32:
+    return *(const uint32_t *)p;
+  case AM_I32:
+    return *(const int32_t *)p;
+  default:
+    return *(const int64_t *)p;
   }
 }
 
 static void store_i64(char *p, am_dtype t, int64_t v) {
   switch (t) { /* integer to integer wraps, as C and NumPy do */
-  case AM_BOOL: *(uint8_t *)p = v != 0; break;
-  case AM_U8: *(uint8_t *)p = (uint8_t)v; break;
-  case AM_I8: *(int8_t *)p = (int8_t)(uint8_t)v; break;
-  case AM_U32: *(uint32_t *)p = (uint32_t)v; break;
-  case AM_I32: *(int32_t *)p = (int32_t)(uint32_t)v; break;
-  default: *(int64_t *)p = v; break;
+  case AM_BOOL:
+    *(uint8_t *)p = v != 0;
+    break;
+  case AM_U8:
+    *(uint8_t *)p = (uint8_t)v;
+    break;
+  case AM_I8:
+    *(int8_t *)p = (int8_t)(uint8_t)v;
+    break;
+  case AM_U32:
+    *(uint32_t *)p = (uint32_t)v;
+    break;
+  case AM_I32:
+    *(int32_t *)p = (int32_t)(uint32_t)v;
+    break;
+  default:
+    *(int64_t *)p = v;
+    break;
   }
 }
 
@@ -140,17 +190,25 @@ void am_convert(const void *src, am_dtype st, void *dst, am_dtype dt,
     memcpy(dst, src, (size_t)n * am_dtype_size(st));
     return;
   }
-  if (st == AM_F32 && dt == AM_F16) CONV_LOOP(float, uint16_t, am_f32_to_f16(x));
-  else if (st == AM_F16 && dt == AM_F32) CONV_LOOP(uint16_t, float, am_f16_to_f32(x));
-  else if (st == AM_F32 && dt == AM_BF16) CONV_LOOP(float, uint16_t, am_f32_to_bf16(x));
-  else if (st == AM_BF16 && dt == AM_F32) CONV_LOOP(uint16_t, float, am_bf16_to_f32(x));
-  else if (st == AM_F32 && dt == AM_F64) CONV_LOOP(float, double, (double)x);
-  else if (st == AM_F64 && dt == AM_F32) CONV_LOOP(double, float, (float)x);
-  else if (st == AM_I32 && dt == AM_F32) CONV_LOOP(int32_t, float, (float)x);
+  if (st == AM_F32 && dt == AM_F16)
+    CONV_LOOP(float, uint16_t, am_f32_to_f16(x));
+  else if (st == AM_F16 && dt == AM_F32)
+    CONV_LOOP(uint16_t, float, am_f16_to_f32(x));
+  else if (st == AM_F32 && dt == AM_BF16)
+    CONV_LOOP(float, uint16_t, am_f32_to_bf16(x));
+  else if (st == AM_BF16 && dt == AM_F32)
+    CONV_LOOP(uint16_t, float, am_bf16_to_f32(x));
+  else if (st == AM_F32 && dt == AM_F64)
+    CONV_LOOP(float, double, (double)x);
+  else if (st == AM_F64 && dt == AM_F32)
+    CONV_LOOP(double, float, (float)x);
+  else if (st == AM_I32 && dt == AM_F32)
+    CONV_LOOP(int32_t, float, (float)x);
   else if (int_exact(st) && int_exact(dt)) {
     size_t ss = am_dtype_size(st), ds = am_dtype_size(dt);
     for (int64_t i = 0; i < n; i++)
-      store_i64((char *)dst + i * ds, dt, load_i64((const char *)src + i * ss, st));
+      store_i64((char *)dst + i * ds, dt,
+                load_i64((const char *)src + i * ss, st));
   } else {
     size_t ss = am_dtype_size(st), ds = am_dtype_size(dt);
     for (int64_t i = 0; i < n; i++)

@@ -24,8 +24,12 @@ const char *am_status_str(am_status s) {
   return names[s];
 }
 
-const char *am_last_error(void) { return tl_msg; }
-void am_clear_error(void) { tl_msg[0] = 0; }
+const char *am_last_error(void) {
+  return tl_msg;
+}
+void am_clear_error(void) {
+  tl_msg[0] = 0;
+}
 
 void am_set_error_callback(void (*fn)(am_status, const char *, void *),
                            void *user) {
@@ -50,5 +54,9 @@ am_status am_set_error(am_status s, const char *fmt, ...) {
   return s;
 }
 
-const char *am_version(void) { return AM_VERSION; }
-int am_version_number(void) { return AM_VERSION_NUMBER; }
+const char *am_version(void) {
+  return AM_VERSION;
+}
+int am_version_number(void) {
+  return AM_VERSION_NUMBER;
+}

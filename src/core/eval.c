@@ -89,7 +89,8 @@ static void detach(am_node *nd) {
 
 static void node_release(am_node *nd) {
   if (atomic_fetch_sub(&nd->refs, 1) != 1) return;
-  for (int i = 0; i < nd->n_in; i++) am_arr_release(nd->in[i]);
+  for (int i = 0; i < nd->n_in; i++)
+    am_arr_release(nd->in[i]);
   free(nd->in);
   free(nd->out);
   if (nd->params && nd->prim->params_free) nd->prim->params_free(nd->params);
@@ -100,8 +101,8 @@ static void node_release(am_node *nd) {
 static am_status run_node(am_node *nd) {
   /* Outputs nobody holds any more still need somewhere to go. */
   am_arr *outs_local[8];
-  am_arr **outs = nd->n_out <= 8 ? outs_local
-                                  : malloc((size_t)nd->n_out * sizeof *outs);
+  am_arr **outs =
+      nd->n_out <= 8 ? outs_local : malloc((size_t)nd->n_out * sizeof *outs);
   if (!outs) return AM_FAIL(AM_ERR_OOM, "%s: out of memory", nd->prim->name);
   am_status s = AM_OK;
   for (int j = 0; j < nd->n_out; j++) {
@@ -111,14 +112,14 @@ static am_status run_node(am_node *nd) {
       (void)metas;
       /* Re-infer this output's meta from the node to build a temporary. */
       am_meta om_local[4];
-      am_meta *om = nd->n_out <= 4 ? om_local
-                                   : malloc((size_t)nd->n_out * sizeof *om);
+      am_meta *om =
+          nd->n_out <= 4 ? om_local : malloc((size_t)nd->n_out * sizeof *om);
       const am_meta *im_local[8];
-      const am_meta **im = nd->n_in <= 8
-                               ? im_local
-                               : malloc((size_t)nd->n_in * sizeof *im);
+      const am_meta **im =
+          nd->n_in <= 8 ? im_local : malloc((size_t)nd->n_in * sizeof *im);
       if (om && im) {
-        for (int i = 0; i < nd->n_in; i++) im[i] = &nd->in[i]->m;
+        for (int i = 0; i < nd->n_in; i++)
+          im[i] = &nd->in[i]->m;
         s = nd->prim->output_shapes(im, nd->n_in, nd->params, om, nd->n_out);
         outs[j] = s ? NULL : am_arr_alloc(&om[j]);
       }
@@ -149,7 +150,8 @@ static am_status run_node(am_node *nd) {
     if (s) {
       char msg[1024];
       snprintf(msg, sizeof msg, "%s", am_last_error());
-      am_set_error(s, "%s: %s", nd->prim->name, msg[0] ? msg : am_status_str(s));
+      am_set_error(s, "%s: %s", nd->prim->name,
+                   msg[0] ? msg : am_status_str(s));
     }
   }
   for (int j = 0; j < nd->n_out; j++)
@@ -162,14 +164,17 @@ am_status am_eval(am_array *xs, int n) {
   if (n < 0 || (n && !xs))
     return am_set_error(AM_ERR_INVALID_ARG, "am_eval: bad array list");
   for (int i = 0; i < n; i++) {
-    if (!xs[i]) return am_set_error(AM_ERR_INVALID_ARG, "am_eval: array %d is NULL", i);
+    if (!xs[i])
+      return am_set_error(AM_ERR_INVALID_ARG, "am_eval: array %d is NULL", i);
     if (xs[i]->err)
-      return am_set_error(xs[i]->err, "%s", xs[i]->err_msg ? xs[i]->err_msg : "");
+      return am_set_error(xs[i]->err, "%s",
+                          xs[i]->err_msg ? xs[i]->err_msg : "");
   }
   node_vec order = {0};
   am_status s = toposort(xs, n, &order);
   /* The tape holds each node so it outlives its detached outputs. */
-  for (size_t i = 0; i < order.n; i++) atomic_fetch_add(&order.v[i]->refs, 1);
+  for (size_t i = 0; i < order.n; i++)
+    atomic_fetch_add(&order.v[i]->refs, 1);
   size_t i = 0;
   for (; i < order.n && !s; i++) {
     am_node *nd = order.v[i];
@@ -179,13 +184,15 @@ am_status am_eval(am_array *xs, int n) {
     node_release(nd);
   }
   /* On error the rest of the graph stays as it was (unevaluated). */
-  for (; i < order.n; i++) node_release(order.v[i]);
+  for (; i < order.n; i++)
+    node_release(order.v[i]);
   free(order.v);
   for (int k = 0; k < n && !s; k++)
     if (!xs[k]->buf)
       s = am_set_error(AM_ERR_INVALID_ARG,
                        "am_eval: array %d is a traced value with no data "
-                       "(evaluated inside a compiled function)", k);
+                       "(evaluated inside a compiled function)",
+                       k);
   return s;
 }
 
@@ -194,8 +201,7 @@ am_status am_eval(am_array *xs, int n) {
  * ====================================================================== */
 
 am_status am_out_alloc(am_arr *out) {
-  am_buffer *b =
-      am_buffer_new((size_t)out->size * am_dtype_size(out->m.dtype));
+  am_buffer *b = am_buffer_new((size_t)out->size * am_dtype_size(out->m.dtype));
   if (!b) return AM_ERR_OOM;
   am_buffer_release(out->buf);
   out->buf = b;
@@ -240,7 +246,8 @@ void am_out_view(am_arr *out, const am_arr *in, const int64_t *strides,
 am_status am_array_read(am_array x, am_dtype dtype, void *dst, int64_t n) {
   if (!x) return am_set_error(AM_ERR_INVALID_ARG, "am_array_read: NULL array");
   if ((unsigned)dtype >= AM_DTYPE_COUNT)
-    return am_set_error(AM_ERR_DTYPE, "am_array_read: invalid dtype %d", (int)dtype);
+    return am_set_error(AM_ERR_DTYPE, "am_array_read: invalid dtype %d",
+                        (int)dtype);
   am_status s = am_eval(&x, 1);
   if (s) return s;
   if (n != x->size) {
@@ -249,7 +256,8 @@ am_status am_array_read(am_array x, am_dtype dtype, void *dst, int64_t n) {
                         "am_array_read: asked for %lld elements of %s",
                         (long long)n, am_meta_str(&x->m, sh, sizeof sh));
   }
-  if (n && !dst) return am_set_error(AM_ERR_INVALID_ARG, "am_array_read: dst is NULL");
+  if (n && !dst)
+    return am_set_error(AM_ERR_INVALID_ARG, "am_array_read: dst is NULL");
   am_copy_to_contig(x, dst, dtype);
   return AM_OK;
 }
@@ -259,8 +267,10 @@ static void print_rec(FILE *f, const am_meta *m, const double *v, int d,
   if (d == m->ndim) {
     double x = v[*pos];
     (*pos)++;
-    if (fl) fprintf(f, "%g", x);
-    else fprintf(f, "%lld", (long long)x);
+    if (fl)
+      fprintf(f, "%g", x);
+    else
+      fprintf(f, "%lld", (long long)x);
     return;
   }
   fputc('[', f);

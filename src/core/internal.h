@@ -50,11 +50,11 @@ am_status am_set_errorv(am_status s, const char *fmt, va_list ap);
 typedef struct am_buffer {
   atomic_int refs;
   void *data;
-  size_t bytes;           /* requested size */
-  size_t cap;             /* allocated size (pool size class) */
-  void (*dtor)(void *);   /* borrowed data: called on release */
+  size_t bytes;         /* requested size */
+  size_t cap;           /* allocated size (pool size class) */
+  void (*dtor)(void *); /* borrowed data: called on release */
   void *dtor_ctx;
-  bool borrowed;          /* user memory: never written, never pooled */
+  bool borrowed;               /* user memory: never written, never pooled */
   struct am_buffer *next_free; /* pool free-list link */
 } am_buffer;
 
@@ -73,30 +73,30 @@ struct am_node;
 
 struct am_array_s {
   atomic_int refs;
-  am_meta m;                      /* dtype, ndim, shape                  */
-  int64_t strides[AM_MAX_DIMS];   /* in elements; valid once buf is set  */
-  int64_t offset;                 /* in elements, into buf               */
-  int64_t size;                   /* element count                       */
-  am_buffer *buf;                 /* NULL until evaluated                */
-  struct am_node *node;           /* producer; NULL once evaluated       */
-  int out_idx;                    /* which output of node                */
-  bool weak;                      /* weak scalar for type promotion      */
-  bool tracer;                    /* compile placeholder: no data ever   */
-  am_status err;                  /* error arrays: status != AM_OK       */
+  am_meta m;                    /* dtype, ndim, shape                  */
+  int64_t strides[AM_MAX_DIMS]; /* in elements; valid once buf is set  */
+  int64_t offset;               /* in elements, into buf               */
+  int64_t size;                 /* element count                       */
+  am_buffer *buf;               /* NULL until evaluated                */
+  struct am_node *node;         /* producer; NULL once evaluated       */
+  int out_idx;                  /* which output of node                */
+  bool weak;                    /* weak scalar for type promotion      */
+  bool tracer;                  /* compile placeholder: no data ever   */
+  am_status err;                /* error arrays: status != AM_OK       */
   char *err_msg;
 };
 typedef struct am_array_s am_arr; /* shorthand inside the library */
 
 typedef struct am_node {
-  atomic_int refs;                /* outputs pointing here + eval tapes  */
-  int op;                         /* enum am_op                          */
+  atomic_int refs; /* outputs pointing here + eval tapes  */
+  int op;          /* enum am_op                          */
   const struct am_prim *prim;
-  void *params;                   /* copy, params_size bytes             */
+  void *params; /* copy, params_size bytes             */
   size_t params_size;
   int n_in, n_out;
-  am_arr **in;                    /* strong references                   */
-  am_arr **out;                   /* weak: cleared when an output dies   */
-  uint64_t mark;                  /* eval visit stamp                    */
+  am_arr **in;   /* strong references                   */
+  am_arr **out;  /* weak: cleared when an output dies   */
+  uint64_t mark; /* eval visit stamp                    */
 } am_node;
 
 /* ======================================================================
@@ -106,11 +106,11 @@ typedef struct am_node {
 enum {
   AM_OPF_ELEMENTWISE = 1u << 0, /* out[i] = f(in[i]...) with broadcast    */
   AM_OPF_COMMUTATIVE = 1u << 1,
-  AM_OPF_VIEW = 1u << 2,        /* output may alias input 0's buffer      */
+  AM_OPF_VIEW = 1u << 2, /* output may alias input 0's buffer      */
   AM_OPF_REDUCTION = 1u << 3,
   AM_OPF_SHAPE_DEPENDENT = 1u << 4, /* params hold traced sizes: a shapeless
                                        compile keys on the input shapes   */
-  AM_OPF_CREATION = 1u << 5,    /* no array inputs needed for the data    */
+  AM_OPF_CREATION = 1u << 5,        /* no array inputs needed for the data    */
 };
 
 typedef am_status (*am_infer_fn)(const am_meta *const *in, int n_in,
@@ -124,13 +124,13 @@ typedef am_status (*am_eval_fn)(am_arr *const *in, int n_in, am_arr *const *out,
  * replay with new shapes re-checks everything the first call checked. */
 typedef struct am_prim {
   const char *name;
-  int n_in;                 /* -1: variadic (>= 1)                        */
-  int n_out;                /* -1: set per node from params               */
+  int n_in;  /* -1: variadic (>= 1)                        */
+  int n_out; /* -1: set per node from params               */
   unsigned flags;
-  size_t params_size;       /* bytes of the params struct (0: none)       */
+  size_t params_size; /* bytes of the params struct (0: none)       */
   am_infer_fn output_shapes;
   am_eval_fn eval_cpu;
-  void *eval_cuda;          /* slot for the CUDA backend                   */
+  void *eval_cuda; /* slot for the CUDA backend                   */
   /* Optional: per-node "params hold traced sizes" (e.g. literal reshape). */
   bool (*shape_dependent)(const void *params);
   /* Optional: params text for graph dumps. */
@@ -236,7 +236,7 @@ bool am_cpu_has_avx512(void);
  * pointers and per-operand strides in bytes. */
 #define AM_ITER_MAX_ARGS 8
 typedef struct am_iter {
-  int ndim;                                  /* after collapsing, >= 1 */
+  int ndim; /* after collapsing, >= 1 */
   int narg;
   int64_t shape[AM_MAX_DIMS];
   int64_t strides[AM_ITER_MAX_ARGS][AM_MAX_DIMS]; /* bytes */

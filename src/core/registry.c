@@ -26,6 +26,7 @@ uint64_t am_params_hash(const am_node *n) {
 
 bool am_params_equal(const am_node *a, const am_node *b) {
   if (a->op != b->op || a->params_size != b->params_size) return false;
-  if (a->prim->is_equivalent) return a->prim->is_equivalent(a->params, b->params);
+  if (a->prim->is_equivalent)
+    return a->prim->is_equivalent(a->params, b->params);
   return !a->params_size || !memcmp(a->params, b->params, a->params_size);
 }

@@ -12,14 +12,16 @@ void am_iter_init(am_iter *it, const int64_t *shape, int ndim, int narg,
                   char *const *base, const int64_t *const *strides,
                   const size_t *esize) {
   it->narg = narg;
-  for (int k = 0; k < narg; k++) it->base[k] = base[k];
+  for (int k = 0; k < narg; k++)
+    it->base[k] = base[k];
   int nd = 0;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] == 1) continue;
     if (shape[i] == 0) { /* empty: one zero-length row */
       it->ndim = 1;
       it->shape[0] = 0;
-      for (int k = 0; k < narg; k++) it->strides[k][0] = 0;
+      for (int k = 0; k < narg; k++)
+        it->strides[k][0] = 0;
       return;
     }
     bool merge = nd > 0;
@@ -39,7 +41,8 @@ void am_iter_init(am_iter *it, const int64_t *shape, int ndim, int narg,
   }
   if (nd == 0) { /* scalar */
     it->shape[0] = 1;
-    for (int k = 0; k < narg; k++) it->strides[k][0] = 0;
+    for (int k = 0; k < narg; k++)
+      it->strides[k][0] = 0;
     nd = 1;
   }
   it->ndim = nd;
@@ -47,7 +50,8 @@ void am_iter_init(am_iter *it, const int64_t *shape, int ndim, int narg,
 
 int64_t am_iter_rows(const am_iter *it) {
   int64_t r = 1;
-  for (int i = 0; i < it->ndim - 1; i++) r *= it->shape[i];
+  for (int i = 0; i < it->ndim - 1; i++)
+    r *= it->shape[i];
   return r;
 }
 
@@ -56,22 +60,26 @@ void am_iter_run(const am_iter *it, int64_t row_begin, int64_t row_end,
   int nd = it->ndim, na = it->narg;
   int64_t n = it->shape[nd - 1];
   int64_t inner[AM_ITER_MAX_ARGS];
-  for (int k = 0; k < na; k++) inner[k] = it->strides[k][nd - 1];
+  for (int k = 0; k < na; k++)
+    inner[k] = it->strides[k][nd - 1];
   /* unravel row_begin into an index over the outer dims */
   int64_t idx[AM_MAX_DIMS] = {0};
   char *p[AM_ITER_MAX_ARGS];
   int64_t r = row_begin;
-  for (int k = 0; k < na; k++) p[k] = it->base[k];
+  for (int k = 0; k < na; k++)
+    p[k] = it->base[k];
   for (int d = nd - 2; d >= 0; d--) {
     idx[d] = r % it->shape[d];
     r /= it->shape[d];
-    for (int k = 0; k < na; k++) p[k] += idx[d] * it->strides[k][d];
+    for (int k = 0; k < na; k++)
+      p[k] += idx[d] * it->strides[k][d];
   }
   for (int64_t row = row_begin; row < row_end; row++) {
     fn(ctx, n, p, inner);
     for (int d = nd - 2; d >= 0; d--) { /* odometer step */
       if (++idx[d] < it->shape[d]) {
-        for (int k = 0; k < na; k++) p[k] += it->strides[k][d];
+        for (int k = 0; k < na; k++)
+          p[k] += it->strides[k][d];
         break;
       }
       idx[d] = 0;

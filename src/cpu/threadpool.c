@@ -18,21 +18,21 @@
 typedef struct {
   pthread_mutex_t lock;
   pthread_cond_t wake, done_cv;
-  pthread_mutex_t busy;       /* held by the thread dispatching a job */
+  pthread_mutex_t busy; /* held by the thread dispatching a job */
   pthread_t *threads;
-  int n_workers;              /* threads besides the caller */
-  int n_threads;              /* desired total, >= 1 */
+  int n_workers; /* threads besides the caller */
+  int n_threads; /* desired total, >= 1 */
   bool started;
   atomic_bool stop;
-  atomic_uint gen;            /* job generation: odd while being set up */
-  atomic_int active;          /* workers inside run_chunks */
+  atomic_uint gen;   /* job generation: odd while being set up */
+  atomic_int active; /* workers inside run_chunks */
   /* current job */
   am_range_fn fn;
   void *ctx;
   int64_t n, chunk;
   int64_t n_chunks;
-  atomic_llong next;          /* next chunk index */
-  atomic_llong done;          /* chunks finished */
+  atomic_llong next; /* next chunk index */
+  atomic_llong done; /* chunks finished */
 } pool_t;
 
 static pool_t g_pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -67,7 +67,8 @@ static void *worker(void *arg) {
   unsigned seen = atomic_load(&p->gen) & ~1u;
   for (;;) {
     int spins = 0;
-    while (!published(p, seen) && !p->stop && spins < SPIN_ITERS) spins++;
+    while (!published(p, seen) && !p->stop && spins < SPIN_ITERS)
+      spins++;
     if (!published(p, seen) && !p->stop) {
       pthread_mutex_lock(&p->lock);
       while (!published(p, seen) && !p->stop)
@@ -96,7 +97,8 @@ static void pool_stop(pool_t *p) {
   p->stop = true;
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->lock);
-  for (int i = 0; i < p->n_workers; i++) pthread_join(p->threads[i], NULL);
+  for (int i = 0; i < p->n_workers; i++)
+    pthread_join(p->threads[i], NULL);
   free(p->threads);
   p->threads = NULL;
   p->n_workers = 0;
@@ -146,7 +148,7 @@ void am_parallel_for(int64_t n, int64_t grain, am_range_fn fn, void *ctx) {
     fn(ctx, 0, n);
     return;
   }
-  atomic_fetch_add(&p->gen, 1); /* odd: the job is being rewritten */
+  atomic_fetch_add(&p->gen, 1);   /* odd: the job is being rewritten */
   while (atomic_load(&p->active)) /* late workers of the last job leave */
     ;
   p->fn = fn;
@@ -164,7 +166,8 @@ void am_parallel_for(int64_t n, int64_t grain, am_range_fn fn, void *ctx) {
   run_chunks(p);
   tl_in_job = false;
   int spins = 0;
-  while (atomic_load(&p->done) < p->n_chunks && spins < SPIN_ITERS) spins++;
+  while (atomic_load(&p->done) < p->n_chunks && spins < SPIN_ITERS)
+    spins++;
   if (atomic_load(&p->done) < p->n_chunks) {
     pthread_mutex_lock(&p->lock);
     while (atomic_load(&p->done) < p->n_chunks)
@@ -184,7 +187,8 @@ bool am_cpu_has_avx2(void) {
 
 bool am_cpu_has_avx512(void) {
 #if defined(__x86_64__) || defined(__i386__)
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw");
 #else
   return false;
 #endif

@@ -23,7 +23,6 @@
 #include <limits.h>
 #include <stdlib.h>
 
-
 typedef struct {
   int stride, padding, dilation, groups;
 } conv_params;

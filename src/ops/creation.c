@@ -29,7 +29,8 @@ static void fill_value(am_arr *out, double v) {
     memset(p, e[0], (size_t)out->size);
     return;
   }
-  for (int64_t i = 0; i < out->size; i++) memcpy(p + i * es, e, es);
+  for (int64_t i = 0; i < out->size; i++)
+    memcpy(p + i * es, e, es);
 }
 
 static am_status full_eval(am_arr *const *in, int n_in, am_arr *const *out,
@@ -55,8 +56,7 @@ const am_prim am_prim_full = {
     .literal_sizes = full_literals,
 };
 
-am_array am_full(const int64_t *shape, int ndim, double value,
-                 am_dtype dtype) {
+am_array am_full(const int64_t *shape, int ndim, double value, am_dtype dtype) {
   full_params p;
   memset(&p, 0, sizeof p);
   if ((unsigned)dtype >= AM_DTYPE_COUNT)
@@ -98,9 +98,10 @@ static am_status arange_shapes(const am_meta *const *in, int n_in,
   const arange_params *p = params;
   if (p->step == 0 || !isfinite(p->step) || !isfinite(p->start) ||
       !isfinite(p->stop))
-    return AM_FAIL(AM_ERR_INVALID_ARG,
-                   "needs finite start, stop and a non-zero step (got %g, %g, %g)",
-                   p->start, p->stop, p->step);
+    return AM_FAIL(
+        AM_ERR_INVALID_ARG,
+        "needs finite start, stop and a non-zero step (got %g, %g, %g)",
+        p->start, p->stop, p->step);
   double n = ceil((p->stop - p->start) / p->step);
   if (n > 1e15)
     return AM_FAIL(AM_ERR_INVALID_ARG, "%g elements is too many", n);
@@ -152,17 +153,15 @@ typedef struct {
 } full_like_params;
 
 static am_status full_like_shapes(const am_meta *const *in, int n_in,
-                                  const void *params, am_meta *out,
-                                  int n_out) {
+                                  const void *params, am_meta *out, int n_out) {
   const full_like_params *p = params;
   out[0] = *in[0];
   if (p->dtype != AM_DTYPE_COUNT) out[0].dtype = p->dtype;
   return AM_OK;
 }
 
-static am_status full_like_eval(am_arr *const *in, int n_in,
-                                am_arr *const *out, int n_out,
-                                const void *params) {
+static am_status full_like_eval(am_arr *const *in, int n_in, am_arr *const *out,
+                                int n_out, const void *params) {
   am_status s = am_out_alloc(out[0]);
   if (!s) fill_value(out[0], ((const full_like_params *)params)->value);
   return s;

@@ -3,7 +3,8 @@
 int sample_full(t_rng *r, uint64_t pseed, am_array *outs) {
   int nd = (int)s_pick(pseed, 1, 0, 4);
   int64_t shape[4];
-  for (int i = 0; i < nd; i++) shape[i] = t_randint(r, 1, 5);
+  for (int i = 0; i < nd; i++)
+    shape[i] = t_randint(r, 1, 5);
   outs[0] = am_full(shape, nd, 2.5, (am_dtype)s_pick(pseed, 2, 0, AM_F64));
   return 1;
 }

@@ -1,5 +1,5 @@
-#include "samples.h"
 #include "compile/fused.h"
+#include "samples.h"
 
 /* exp(a + b) * a, with b broadcast along the rows, optionally rounded to
  * bfloat16 on the way out. */

@@ -12,7 +12,8 @@
 #define AM_SAMPLES_H
 #include "../test.h"
 
-#define AM_OP(E, n) int sample_##n(t_rng *shape_rng, uint64_t pseed, am_array *outs);
+#define AM_OP(E, n)                                                            \
+  int sample_##n(t_rng *shape_rng, uint64_t pseed, am_array *outs);
 #include "../../src/ops/ops.def"
 #undef AM_OP
 
@@ -27,7 +28,8 @@ static inline int64_t s_pick(uint64_t pseed, int salt, int64_t lo, int64_t hi) {
 static inline am_array s_rand(t_rng *r, int ndim, int64_t lo, int64_t hi,
                               am_dtype dt, int64_t *shape_out) {
   int64_t shape[AM_MAX_DIMS];
-  for (int i = 0; i < ndim; i++) shape[i] = t_randint(r, lo, hi);
+  for (int i = 0; i < ndim; i++)
+    shape[i] = t_randint(r, lo, hi);
   if (shape_out) memcpy(shape_out, shape, (size_t)ndim * sizeof *shape);
   return t_rand(r, shape, ndim, dt, -2, 2);
 }
