@@ -2,7 +2,7 @@
 #   make demo   install what is missing, build, run the demo
 #   make test   install what is missing, build, run every test
 #               (normal build, then again under ASan+UBSan)
-# Other targets: build, bench, format, clean.
+# Other targets: build, bench, format, format-check, clean.
 
 BUILD     ?= build
 BUILD_SAN ?= build-san
@@ -10,7 +10,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian packages the build needs: toolchain, CMake, pkg-config, OpenBLAS.
 DEB_PKGS  := build-essential cmake pkg-config libopenblas-dev
 
-.PHONY: all deps build demo test test-normal test-san bench format clean
+.PHONY: all deps build demo test test-normal test-san bench format format-check clean
 
 all: build
 
@@ -53,6 +53,9 @@ bench: build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)
