@@ -224,12 +224,17 @@ typedef void (*row_kernel)(const char *src, int64_t ss, char *dst, int64_t ds,
   }
 
 /* dtype, storage type, key name, loader */
+// clang-format off
 #define NATIVE_DTYPES(X)                                                       \
   X(b8, uint8_t, u8)                                                           \
   X(u8, uint8_t, u8)                                                           \
   X(i8, int8_t, i8)                                                            \
-  X(u32, uint32_t, u32) X(i32, int32_t, i32) X(i64, int64_t, i64)              \
-      X(f32, float, f32) X(f64, double, f64)
+  X(u32, uint32_t, u32)                                                        \
+  X(i32, int32_t, i32)                                                         \
+  X(i64, int64_t, i64)                                                         \
+  X(f32, float, f32)                                                           \
+  X(f64, double, f64)
+// clang-format on
 #define NATIVE(D, S, N) ARG_KERNELS(D, S, N, LOAD_NATIVE) VALUE_KERNELS(D, S, N)
 NATIVE_DTYPES(NATIVE)
 ARG_KERNELS(f16, uint16_t, f32, LOAD_F16)
