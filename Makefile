@@ -7,8 +7,10 @@
 BUILD     ?= build
 BUILD_SAN ?= build-san
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
-# Debian packages the build needs: toolchain, CMake, pkg-config, OpenBLAS.
-DEB_PKGS  := build-essential cmake pkg-config libopenblas-dev
+# Debian packages the build needs: toolchain, CMake, pkg-config, OpenBLAS,
+# cJSON (safetensors headers, configs), PCRE2 and utf8proc (tokenizer).
+DEB_PKGS  := build-essential cmake pkg-config libopenblas-dev libcjson-dev \
+             libpcre2-dev libutf8proc-dev
 
 .PHONY: all deps build demo test test-normal test-san bench format format-check clean
 
