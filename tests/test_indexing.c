@@ -8,60 +8,8 @@
 
 /* ------------------------------------------------------------ layouts */
 
-/* x read back in its own dtype, exactly. */
-static void *read_native(am_array x) {
-  size_t es = am_dtype_size(am_array_dtype(x));
-  int64_t n = am_array_size(x);
-  void *v = malloc((size_t)(n ? n : 1) * es);
-  if (am_array_read(x, am_array_dtype(x), v, n) != AM_OK)
-    CHECK(0, "read failed: %s", am_last_error());
-  return v;
-}
-
-/* Same values as x, stored column-major: a strided (transposed) view. */
-static am_array colmajor(am_array x) {
-  int nd = am_array_ndim(x);
-  if (nd < 2) return x;
-  const int64_t *sh = am_array_shape(x);
-  int64_t n = am_array_size(x), rsh[AM_MAX_DIMS], rst[AM_MAX_DIMS];
-  size_t es = am_dtype_size(am_array_dtype(x));
-  for (int d = 0; d < nd; d++)
-    rsh[d] = sh[nd - 1 - d];
-  am_contig_strides(rsh, nd, rst);
-  char *v = read_native(x), *t = malloc((size_t)(n ? n : 1) * es);
-  for (int64_t i = 0; i < n; i++) {
-    int64_t q = i, off = 0;
-    for (int d = nd - 1; d >= 0; d--) {
-      off += (q % sh[d]) * rst[nd - 1 - d];
-      q /= sh[d];
-    }
-    memcpy(t + off * (int64_t)es, v + i * (int64_t)es, es);
-  }
-  am_array r = am_array_new_data(t, rsh, nd, am_array_dtype(x));
-  free(v);
-  free(t);
-  return t_transposed(r);
-}
-
-/* Same values as x, every element two slots apart, starting at slot 1. */
-static am_array spread(am_array x) {
-  int nd = am_array_ndim(x);
-  int64_t n = am_array_size(x), m = 2 * n + 1, st[AM_MAX_DIMS];
-  size_t es = am_dtype_size(am_array_dtype(x));
-  char *v = read_native(x), *t = calloc((size_t)m, es);
-  for (int64_t i = 0; i < n; i++)
-    memcpy(t + (1 + 2 * i) * (int64_t)es, v + i * (int64_t)es, es);
-  am_array r = am_array_new_data(t, &m, 1, am_array_dtype(x));
-  free(v);
-  free(t);
-  am_contig_strides(am_array_shape(x), nd, st);
-  for (int d = 0; d < nd; d++)
-    st[d] *= 2;
-  return t_view(r, am_array_shape(x), nd, st, 1);
-}
-
 static am_array layout(am_array x, int mode) {
-  return mode == 0 ? x : mode == 1 ? colmajor(x) : spread(x);
+  return mode == 0 ? x : mode == 1 ? t_reversed_layout(x) : t_spread(x);
 }
 
 /* ------------------------------------------------------------ goldens */
@@ -251,7 +199,7 @@ static void test_large(void) {
   }
   CHECK(bad == 0, "large take: %d mismatches", bad);
   /* the same gather through a transposed x, along axis 1 of x^T */
-  am_array xt = colmajor(am_astype(t_transposed(x), AM_F32));
+  am_array xt = t_reversed_layout(am_astype(t_transposed(x), AM_F32));
   y = am_take(xt, idx, 1);
   float *zv = malloc(sizeof(float) * m * cols);
   CHECK(am_array_read(y, AM_F32, zv, m * cols) == AM_OK, "read");

@@ -68,41 +68,10 @@ static void expect_garr(am_array x, const t_garr *want, const t_garr *bound,
 enum { L_CONTIG, L_TRANS, L_SPREAD, L_COUNT };
 static const char *const k_layout[L_COUNT] = {"contig", "trans", "spread"};
 
-/* x's values with its axes stored reversed (transposed storage). */
-static am_array reversed_layout(am_array x) {
-  int nd = am_array_ndim(x);
-  if (nd < 2) return x;
-  am_array xt = t_transposed(x);
-  int64_t n = am_array_size(x);
-  am_dtype dt = am_array_dtype(x);
-  char *v = malloc((size_t)(n ? n : 1) * am_dtype_size(dt));
-  CHECK(am_array_read(xt, dt, v, n) == AM_OK, "read");
-  am_array c = am_array_new_data(v, am_array_shape(xt), nd, dt);
-  free(v);
-  return t_transposed(c);
-}
-
-/* x's values, every element two slots apart (no dim contiguous). */
-static am_array spread(am_array x) {
-  int nd = am_array_ndim(x);
-  int64_t n = am_array_size(x), m = 2 * n + 1, st[AM_MAX_DIMS];
-  am_dtype dt = am_array_dtype(x);
-  size_t es = am_dtype_size(dt);
-  char *v = malloc((size_t)(n ? n : 1) * es), *t = calloc((size_t)m, es);
-  CHECK(am_array_read(x, dt, v, n) == AM_OK, "read");
-  for (int64_t i = 0; i < n; i++)
-    memcpy(t + (1 + 2 * i) * (int64_t)es, v + i * (int64_t)es, es);
-  am_array r = am_array_new_data(t, &m, 1, dt);
-  free(v);
-  free(t);
-  am_contig_strides(am_array_shape(x), nd, st);
-  for (int d = 0; d < nd; d++)
-    st[d] *= 2;
-  return t_view(r, am_array_shape(x), nd, st, 1);
-}
-
 static am_array layout(am_array x, int how) {
-  return how == L_TRANS ? reversed_layout(x) : how == L_SPREAD ? spread(x) : x;
+  return how == L_TRANS    ? t_reversed_layout(x)
+         : how == L_SPREAD ? t_spread(x)
+                           : x;
 }
 
 /* ---------------------------------------------------------------------

@@ -11,38 +11,11 @@
 
 /* ------------------------------------------------------------ layouts */
 
-static void *read_native(am_array x) {
-  size_t es = am_dtype_size(am_array_dtype(x));
-  int64_t n = am_array_size(x);
-  void *v = malloc((size_t)(n ? n : 1) * es);
-  if (am_array_read(x, am_array_dtype(x), v, n) != AM_OK)
-    CHECK(0, "read failed: %s", am_last_error());
-  return v;
-}
-
-/* Same values as x, every element two slots apart, starting at slot 1: a
- * strided view (no dim is contiguous). */
-static am_array spread(am_array x) {
-  int nd = am_array_ndim(x);
-  int64_t n = am_array_size(x), m = 2 * n + 1, st[AM_MAX_DIMS];
-  size_t es = am_dtype_size(am_array_dtype(x));
-  char *v = read_native(x), *t = calloc((size_t)m, es);
-  for (int64_t i = 0; i < n; i++)
-    memcpy(t + (1 + 2 * i) * (int64_t)es, v + i * (int64_t)es, es);
-  am_array r = am_array_new_data(t, &m, 1, am_array_dtype(x));
-  free(v);
-  free(t);
-  am_contig_strides(am_array_shape(x), nd, st);
-  for (int d = 0; d < nd; d++)
-    st[d] *= 2;
-  return t_view(r, am_array_shape(x), nd, st, 1);
-}
-
 /* Same values, stored with the last two axes swapped and viewed back: a
  * transposed layout (the last axis is not contiguous). */
 static am_array colmajor(am_array x) {
   int nd = am_array_ndim(x);
-  if (nd < 2) return spread(x);
+  if (nd < 2) return t_spread(x);
   int perm[AM_MAX_DIMS];
   for (int d = 0; d < nd; d++)
     perm[d] = d;
@@ -50,7 +23,7 @@ static am_array colmajor(am_array x) {
   perm[nd - 1] = nd - 2;
   am_array t = am_transpose(x, perm, nd);
   /* materialize t contiguously, then view it transposed back */
-  void *v = read_native(t);
+  void *v = t_read_native(t);
   am_array c = am_array_new_data(v, am_array_shape(t), nd, am_array_dtype(t));
   free(v);
   if (am_eval(&c, 1) != AM_OK) return c;
@@ -63,7 +36,7 @@ static am_array colmajor(am_array x) {
 }
 
 static am_array layout(am_array x, int mode) {
-  return !x ? x : mode == 0 ? x : mode == 1 ? spread(x) : colmajor(x);
+  return !x ? x : mode == 0 ? x : mode == 1 ? t_spread(x) : colmajor(x);
 }
 
 /* ------------------------------------------------------ golden helpers */
@@ -172,7 +145,7 @@ static void test_quant_goldens(void) {
 /* ------------------------------------------------------ hand-computed */
 
 static uint32_t word(am_array x, int64_t i) {
-  uint32_t *v = read_native(x);
+  uint32_t *v = t_read_native(x);
   uint32_t r = v[i];
   free(v);
   return r;
@@ -526,7 +499,7 @@ static double *h_dequant(am_array wq, am_array sc, am_array bi,
   *rows = am_array_dim(wq, -2);
   *cols = kp * 32 / bits;
   (void)nd;
-  uint32_t *w = read_native(am_astype(wq, AM_U32));
+  uint32_t *w = t_read_native(am_astype(wq, AM_U32));
   double *s = read_f64(sc), *b = bi ? read_f64(bi) : NULL;
   int64_t ng = *cols / gs;
   double *d = malloc((size_t)(nr * *cols + 1) * sizeof *d);

@@ -11,44 +11,6 @@ static int lt(double a, double b) {
   return a < b || (isnan(b) && !isnan(a));
 }
 
-/* Same values as x, every element two slots apart (a strided view). */
-static am_array spread(am_array x) {
-  int nd = am_array_ndim(x);
-  int64_t n = am_array_size(x), m = 2 * n + 1, st[AM_MAX_DIMS];
-  am_dtype dt = am_array_dtype(x);
-  size_t es = am_dtype_size(dt);
-  char *v = malloc((size_t)(n ? n : 1) * es), *t = calloc((size_t)m, es);
-  CHECK(am_array_read(x, dt, v, n) == AM_OK, "read");
-  for (int64_t i = 0; i < n; i++)
-    memcpy(t + (1 + 2 * i) * (int64_t)es, v + i * (int64_t)es, es);
-  am_array r = am_array_new_data(t, &m, 1, dt);
-  free(v);
-  free(t);
-  am_contig_strides(am_array_shape(x), nd, st);
-  for (int d = 0; d < nd; d++)
-    st[d] *= 2;
-  return t_view(r, am_array_shape(x), nd, st, 1);
-}
-
-/* Same values as x, stored with its axes reversed (a transposed view). */
-static am_array reversed_layout(am_array x) {
-  int nd = am_array_ndim(x);
-  if (nd < 2) return x;
-  int perm[AM_MAX_DIMS];
-  for (int i = 0; i < nd; i++)
-    perm[i] = nd - 1 - i;
-  /* contiguous x^T (via a strided read), then viewed transposed again */
-  am_array xt = t_transposed(x);
-  int64_t n = am_array_size(x);
-  am_dtype dt = am_array_dtype(x);
-  char *v = malloc((size_t)(n ? n : 1) * am_dtype_size(dt));
-  CHECK(am_array_read(xt, dt, v, n) == AM_OK, "read");
-  am_array c = am_array_new_data(v, am_array_shape(xt), nd, dt);
-  free(v);
-  (void)perm;
-  return t_transposed(c);
-}
-
 /* Checks idx = argpartition(x, kth, axis) (x given as row-major doubles of
  * shape sh): each row a permutation, element kth in sorted position, no
  * larger one before it and no smaller one after. */
@@ -114,7 +76,7 @@ static void run_case(const t_gcase *c, int mode) {
   int axis = (int)p->v[0], k = (int)p->v[1];
   am_scope_push();
   am_array x = t_garr_array(gx);
-  x = mode == 0 ? x : mode == 1 ? reversed_layout(x) : spread(x);
+  x = mode == 0 ? x : mode == 1 ? t_reversed_layout(x) : t_spread(x);
   snprintf(what, sizeof what, "%s sort (layout %d)", c->name, mode);
   t_expect_garr(am_sort(x, axis), t_gcase_arr(c, "sort"), 0, 0, what);
   snprintf(what, sizeof what, "%s argsort (layout %d)", c->name, mode);
