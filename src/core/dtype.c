@@ -144,7 +144,7 @@ static bool int_exact(am_dtype t) {
   return am_dtype_is_int(t) || t == AM_BOOL;
 }
 
-static int64_t load_i64(const char *p, am_dtype t) {
+int64_t am_load_i64(const void *p, am_dtype t) {
   switch (t) {
   case AM_BOOL:
     return *(const uint8_t *)p != 0;
@@ -156,8 +156,14 @@ static int64_t load_i64(const char *p, am_dtype t) {
     return *(const uint32_t *)p;
   case AM_I32:
     return *(const int32_t *)p;
-  default:
+  case AM_I64:
     return *(const int64_t *)p;
+  default: /* floats truncate toward zero, saturating like astype */
+  {
+    int64_t v;
+    am_store_f64(&v, AM_I64, am_load_f64(p, t));
+    return v;
+  }
   }
 }
 
@@ -208,7 +214,7 @@ void am_convert(const void *src, am_dtype st, void *dst, am_dtype dt,
     size_t ss = am_dtype_size(st), ds = am_dtype_size(dt);
     for (int64_t i = 0; i < n; i++)
       store_i64((char *)dst + i * ds, dt,
-                load_i64((const char *)src + i * ss, st));
+                am_load_i64((const char *)src + i * ss, st));
   } else {
     size_t ss = am_dtype_size(st), ds = am_dtype_size(dt);
     for (int64_t i = 0; i < n; i++)

@@ -327,6 +327,8 @@ void am_convert(const void *src, am_dtype st, void *dst, am_dtype dt,
 void am_copy_to_contig(const am_arr *a, void *dst, am_dtype dt);
 /** Element i (row-major over the strided layout) as double / int64. */
 double am_load_f64(const void *p, am_dtype t);
+/** One element as int64 (exact for integers; floats truncate, saturating). */
+int64_t am_load_i64(const void *p, am_dtype t);
 void am_store_f64(void *p, am_dtype t, double v);
 
 #endif /* AM_INTERNAL_H */

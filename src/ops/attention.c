@@ -546,7 +546,7 @@ static am_status sdpa_eval(am_arr *const *in, int n_in, am_arr *const *out,
     c.mp = am_arr_ptr(m);
     c.mt = m->m.dtype;
   }
-  if (p->has_qoff) c.qoff = am_nn_load_int(am_arr_ptr(in[at]), in[at]->m.dtype);
+  if (p->has_qoff) c.qoff = am_load_i64(am_arr_ptr(in[at]), in[at]->m.dtype);
 
   if (o->m.dtype == AM_F64) { /* reference path, any strides */
     c.kp = am_arr_ptr(k);

@@ -87,24 +87,6 @@ void am_nn_store_f64(const double *src, char *p, int64_t st, am_dtype t,
     am_store_f64(p + i * st, t, src[i]);
 }
 
-int64_t am_nn_load_int(const char *p, am_dtype t) {
-  switch (t) {
-  case AM_BOOL:
-  case AM_U8:
-    return *(const uint8_t *)p;
-  case AM_I8:
-    return *(const int8_t *)p;
-  case AM_U32:
-    return *(const uint32_t *)p;
-  case AM_I32:
-    return *(const int32_t *)p;
-  case AM_I64:
-    return *(const int64_t *)p;
-  default:
-    return (int64_t)am_load_f64(p, t);
-  }
-}
-
 /* ======================================================================
  *  Lane walk
  * ====================================================================== */

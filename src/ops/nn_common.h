@@ -29,7 +29,6 @@ void am_nn_store_f32(const float *src, char *p, int64_t st, am_dtype t,
 void am_nn_store_f64(const double *src, char *p, int64_t st, am_dtype t,
                      int64_t n);
 /** An integer element of any integer dtype (positions, offsets). */
-int64_t am_nn_load_int(const char *p, am_dtype t);
 
 /* ======================================================================
  *  Recording

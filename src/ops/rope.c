@@ -187,7 +187,7 @@ static am_status rope_eval(am_arr *const *in, int n_in, am_arr *const *out,
   }
   size_t oes = oa ? am_dtype_size(oa->m.dtype) : 0;
   for (int64_t i = 0; oa && i < c.nb; i++)
-    off[i] = am_nn_load_int(
+    off[i] = am_load_i64(
         am_arr_ptr(oa) + i * (oa->m.ndim ? oa->strides[0] : 0) * (int64_t)oes,
         oa->m.dtype);
   c.off = off;
