@@ -157,6 +157,7 @@ static am_status seed_step(void *vctx, const am_array *in, int n_in,
 static void seed_ctx_init(seed_ctx *c, t_rng *r, bool fixed) {
   c->kern = gd_kernel_new(!fixed);
   c->fixed = fixed;
+  am_scope_push(); /* temporaries; the weights are kept */
   c->wr = am_keep(t_rand(r, (int64_t[]){D, E}, 2, AM_F32, -1, 1));
   am_array w = t_rand(r, (int64_t[]){E, N, D}, 3, AM_F32, -1, 1), q[3];
   CHECK(am_quantize(w, 32, 4, AM_QUANT_AFFINE, NULL, q) == AM_OK, "%s",
@@ -164,10 +165,7 @@ static void seed_ctx_init(seed_ctx *c, t_rng *r, bool fixed) {
   c->wq = am_keep(q[0]);
   c->sc = am_keep(q[1]);
   c->bi = am_keep(q[2]);
-  am_array_free(w);
-  am_array_free(q[0]);
-  am_array_free(q[1]);
-  am_array_free(q[2]);
+  am_scope_pop();
 }
 
 static void seed_ctx_free(seed_ctx *c) {
