@@ -743,6 +743,189 @@ AM_API am_array am_quantized_embedding(am_array wq, am_array scales,
                                        am_quant_mode mode, am_dtype dtype);
 
 /* ======================================================================
+ *  Custom kernels: output shapes and launch grid that follow the inputs
+ * ======================================================================
+ *
+ * Define a kernel once (am_kernel_new), apply it to arrays anywhere in a
+ * graph, eager or compiled (am_kernel_apply). Unlike MLX's custom kernels
+ * the output shapes (and the CUDA grid) can be computed by a callback from
+ * the input shapes and scalar params, run again at every shapeless replay,
+ * so a compiled function holding a custom kernel replays for any shapes.
+ *
+ *   - CPU: `cpu` runs tasks [begin, end) of n_tasks (fixed, or from
+ *     `cpu_tasks`) on the thread pool. Inputs are made row-contiguous
+ *     first unless `allow_strided`; outputs are fresh row-contiguous
+ *     buffers, filled with init_value when args->has_init.
+ *   - Shapes: from `shapes` (callback), or fixed per application in
+ *     args->out (MLX's model). A fixed-shape application records its input
+ *     shapes: a compiled replay with other input shapes cannot reuse it and
+ *     re-traces (a counted fallback; under `strict` an error naming the
+ *     kernel), so a stale shape is never used.
+ *   - CSE: two applications of one kernel to the same inputs with equal
+ *     args (scalars, fixed shapes, grid, init) are merged by compile.
+ *   - CUDA: `cuda` holds MLX cuda_kernel-style source; amorph generates the
+ *     full kernel and compiles it to PTX with NVRTC (am_kernel_cuda_*).
+ *     Launching comes with the CUDA backend.
+ * Errors (a callback failing or returning a wrong count or invalid shape,
+ * a kernel returning an error) name the kernel: "kernel 'name': ...".
+ */
+
+#define AM_KERNEL_MAX_IO 16     /* inputs, and outputs, per kernel        */
+#define AM_KERNEL_MAX_SCALARS 8 /* int64 and double params per apply      */
+
+typedef struct am_kernel_s *am_kernel;
+
+/** Dtype and shape of one input or output (no data). */
+typedef struct am_kernel_meta {
+  am_dtype dtype;
+  int ndim;
+  int64_t shape[AM_MAX_DIMS];
+} am_kernel_meta;
+
+/** Per-application arguments. Zero-initialize, then fill. Scalars are
+ * compared and hashed by value for CSE (only the first n_i / n_f count). */
+typedef struct am_kernel_args {
+  int n_i, n_f;
+  int64_t i[AM_KERNEL_MAX_SCALARS];
+  double f[AM_KERNEL_MAX_SCALARS];
+  /* Fixed output shapes (n_fixed == the kernel's n_out), or 0 to use the
+   * kernel's shape callback. */
+  int n_fixed;
+  am_kernel_meta out[AM_KERNEL_MAX_IO];
+  /* Fill outputs with init_value before the kernel runs. */
+  bool has_init;
+  double init_value;
+  /* CUDA launch, in threads as MLX (used when the kernel has no `launch`
+   * callback): blocks = ceil(grid / min(threadgroup, grid)). */
+  int grid[3], threadgroup[3];
+} am_kernel_args;
+
+/** One buffer as a CPU kernel sees it: strides in elements. */
+typedef struct am_kernel_buf {
+  void *data;
+  am_dtype dtype;
+  int ndim;
+  const int64_t *shape;
+  const int64_t *strides;
+  int64_t size; /* element count */
+} am_kernel_buf;
+
+/** What a CPU kernel gets. `task_begin/end` is its share of [0, n_tasks). */
+typedef struct am_kernel_call {
+  const am_kernel_buf *in;
+  int n_in;
+  const am_kernel_buf *out;
+  int n_out;
+  const am_kernel_args *args;
+  int64_t n_tasks;
+  void *user; /* desc.user */
+} am_kernel_call;
+
+/** Runs tasks [begin, end); may be called concurrently on other ranges.
+ * Returns AM_OK or an error (optionally after am_kernel_fail's message). */
+typedef am_status (*am_kernel_cpu_fn)(const am_kernel_call *c, int64_t begin,
+                                      int64_t end);
+/** Output metas from input metas: writes out[0..], returns how many it
+ * wrote (must be the kernel's n_out), or -1 on failure (optionally after
+ * am_kernel_fail). Must be pure: it runs again at every replay. */
+typedef int (*am_kernel_shape_fn)(void *user, const am_kernel_meta *in,
+                                  int n_in, const am_kernel_args *args,
+                                  am_kernel_meta *out, int max_out);
+/** Number of CPU tasks for these inputs (>= 1; 0 or less fails). */
+typedef int64_t (*am_kernel_tasks_fn)(void *user, const am_kernel_meta *in,
+                                      int n_in, const am_kernel_args *args);
+
+/** A CUDA launch configuration (grid and threadgroup in threads). */
+typedef struct am_kernel_launch {
+  int grid[3], threadgroup[3];
+  int shared_memory; /* dynamic shared memory, bytes */
+} am_kernel_launch;
+/** Launch for these inputs; AM_OK or an error. */
+typedef am_status (*am_kernel_launch_fn)(void *user, const am_kernel_meta *in,
+                                         int n_in, const am_kernel_args *args,
+                                         am_kernel_launch *out);
+
+/** MLX cuda_kernel semantics: only the body is given. */
+typedef struct am_kernel_cuda_desc {
+  const char *const *input_names;  /* n_in names  */
+  const char *const *output_names; /* n_out names */
+  const char *source;              /* the kernel body                      */
+  const char *header;              /* put before the kernel (may be NULL)  */
+  int shared_memory;               /* dynamic shared memory, bytes         */
+  am_kernel_launch_fn launch;      /* or NULL: args->grid / threadgroup     */
+} am_kernel_cuda_desc;
+
+typedef struct am_kernel_desc {
+  const char *name; /* [A-Za-z_][A-Za-z0-9_]* (it names the CUDA entry)   */
+  int n_in, n_out;  /* 1..AM_KERNEL_MAX_IO each                            */
+  am_kernel_cpu_fn cpu;            /* NULL: no CPU implementation            */
+  int64_t n_tasks;                 /* CPU tasks when cpu_tasks is NULL (0: 1) */
+  am_kernel_tasks_fn cpu_tasks;    /* or tasks from the input shapes          */
+  am_kernel_shape_fn shapes;       /* NULL: every apply gives fixed shapes    */
+  bool allow_strided;              /* inputs as they are (any strides)        */
+  const am_kernel_cuda_desc *cuda; /* NULL: no CUDA source                  */
+  void *user;                      /* passed to every callback; must outlive
+                                      the kernel and the graphs using it      */
+} am_kernel_desc;
+
+/** A new kernel (the desc's strings are copied), or NULL with
+ * am_last_error() set on bad arguments. Free with am_kernel_free; graph
+ * nodes keep it alive as long as they need it. */
+AM_API am_kernel am_kernel_new(const am_kernel_desc *d);
+AM_API void am_kernel_free(am_kernel k);
+AM_API const char *am_kernel_name(am_kernel k);
+
+/** Applies k to in[0..n_in) and writes its n_out outputs to out[] (owned
+ * as any op result). args may be NULL (no scalars, callback shapes). On
+ * error every output is an error array and the status is returned. */
+AM_API am_status am_kernel_apply(am_kernel k, const am_array *in, int n_in,
+                                 const am_kernel_args *args, am_array *out);
+
+/** For CPU kernels and callbacks: sets the failure message (first one
+ * wins per call); the error then reads "kernel 'name': <message>". */
+AM_API void am_kernel_fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/** The launch for these input metas (the callback's, or args' fixed one),
+ * validated (every dimension >= 1). */
+AM_API am_status am_kernel_cuda_launch_for(am_kernel k,
+                                           const am_kernel_meta *in, int n_in,
+                                           const am_kernel_args *args,
+                                           am_kernel_launch *out);
+
+/** A CUDA template argument: `constexpr int NAME = v;`, `constexpr bool`,
+ * or `using NAME = <C type of dtype>;` at the top of the body. */
+typedef enum { AM_TARG_INT, AM_TARG_BOOL, AM_TARG_DTYPE } am_targ_kind;
+typedef struct am_kernel_targ {
+  const char *name;
+  am_targ_kind kind;
+  int64_t value;  /* INT, BOOL */
+  am_dtype dtype; /* DTYPE */
+} am_kernel_targ;
+
+/** The full CUDA source for these input metas and output dtypes (typed
+ * pointers; `<name>_shape`, `_strides`, `_ndim` arguments for the inputs
+ * whose names the body uses that way), with entry point `*entry` =
+ * "custom_<name>_<hash>" (both malloc'd; free() them). */
+AM_API am_status am_kernel_cuda_source(am_kernel k, const am_dtype *in_dtypes,
+                                       const am_dtype *out_dtypes,
+                                       const am_kernel_targ *targs, int n_targs,
+                                       char **source, char **entry);
+/** Compiles that source with NVRTC for `arch` ("compute_90", "sm_90"; NULL:
+ * compute_90) to PTX (malloc'd, NUL-terminated; free() it). Cached by
+ * source hash in memory and on disk (AM_KERNEL_CACHE_DIR, else
+ * $XDG_CACHE_HOME/amorph/ptx, else /tmp/amorph-ptx). A compile error is
+ * AM_ERR_INVALID_ARG with NVRTC's log in the message; without NVRTC at
+ * build time AM_ERR_UNSUPPORTED. */
+AM_API am_status am_kernel_cuda_compile(am_kernel k, const am_dtype *in_dtypes,
+                                        const am_dtype *out_dtypes,
+                                        const am_kernel_targ *targs,
+                                        int n_targs, const char *arch,
+                                        char **ptx, char **entry);
+/** NVRTC compiles done by this process (cache misses), for tests. */
+AM_API uint64_t am_kernel_nvrtc_compiles(void);
+
+/* ======================================================================
  *  Compile: trace once, replay with new shapes
  * ====================================================================== */
 
