@@ -277,6 +277,8 @@ static void test_roundtrip(void) {
   char names[N][32];
   const char *np[N];
   int64_t sh[] = {3, 5};
+  /* Inputs are kept; their intermediates belong to the scope. */
+  am_scope_push();
   for (int d = 0; d < AM_DTYPE_COUNT; d++) {
     arrs[d] = t_rand(&r, sh, 2, (am_dtype)d, -100, 100);
     snprintf(names[d], sizeof names[d], "t.%s", am_dtype_name((am_dtype)d));
@@ -287,6 +289,9 @@ static void test_roundtrip(void) {
   snprintf(names[AM_DTYPE_COUNT + 1], 32, "scalar");
   arrs[AM_DTYPE_COUNT + 2] = am_zeros((int64_t[]){0, 4}, 2, AM_I8);
   snprintf(names[AM_DTYPE_COUNT + 2], 32, "empty");
+  for (int i = 0; i < N; i++)
+    arrs[i] = am_keep(arrs[i]);
+  am_scope_pop();
   for (int i = 0; i < N; i++)
     np[i] = names[i];
   const char *meta[] = {"format", "mlx", "k", "v \"quoted\"", NULL};
