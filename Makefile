@@ -62,7 +62,7 @@ fuzz: deps
 	  -DAM_BUILD_TESTS=OFF -DAM_BUILD_BENCH=OFF
 	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_safetensors fuzz_config
 	mkdir -p $(BUILD_FUZZ)/corpus_st $(BUILD_FUZZ)/corpus_cfg
-	cp tests/data/*.safetensors tests/data/*/*.safetensors $(BUILD_FUZZ)/corpus_st/
+	cp tests/data/*.safetensors tests/data/sharded/*.safetensors $(BUILD_FUZZ)/corpus_st/
 	cp tests/data/config/*.json $(BUILD_FUZZ)/corpus_cfg/
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD_FUZZ)/fuzz_safetensors \
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD_FUZZ)/corpus_st
