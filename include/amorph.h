@@ -803,8 +803,7 @@ AM_API const char *am_safetensors_metadata(const am_safetensors *st,
  * element size, then name, so that every tensor is aligned. */
 AM_API AM_NODISCARD am_status am_safetensors_save(const char *path,
                                                   const char *const *names,
-                                                  const am_array *arrays,
-                                                  int n,
+                                                  const am_array *arrays, int n,
                                                   const char *const *metadata);
 
 /* ======================================================================
