@@ -2,17 +2,19 @@
 #   make demo   install what is missing, build, run the demo
 #   make test   install what is missing, build, run every test
 #               (normal build, then again under ASan+UBSan)
-# Other targets: build, bench, format, format-check, clean.
+# Other targets: build, bench, fuzz, format, format-check, clean.
 
 BUILD     ?= build
 BUILD_SAN ?= build-san
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 30
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian packages the build needs: toolchain, CMake, pkg-config, OpenBLAS,
 # cJSON (safetensors headers, configs), PCRE2 and utf8proc (tokenizer).
 DEB_PKGS  := build-essential cmake pkg-config libopenblas-dev libcjson-dev \
              libpcre2-dev libutf8proc-dev
 
-.PHONY: all deps build demo test test-normal test-san bench format format-check clean
+.PHONY: all deps build demo test test-normal test-san bench fuzz format format-check clean
 
 all: build
 
@@ -53,6 +55,20 @@ test: test-normal test-san
 bench: build
 	@for b in $(BUILD)/bench/bench_*; do echo "== $$b"; $$b || exit 1; done
 
+# libFuzzer targets (clang): each runs FUZZ_SECONDS from the committed
+# fixtures as seeds; a crash, leak or sanitizer report fails the target.
+fuzz: deps
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DAM_FUZZ=ON \
+	  -DAM_BUILD_TESTS=OFF -DAM_BUILD_BENCH=OFF
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_safetensors fuzz_config
+	mkdir -p $(BUILD_FUZZ)/corpus_st $(BUILD_FUZZ)/corpus_cfg
+	cp tests/data/*.safetensors tests/data/sharded/*.safetensors $(BUILD_FUZZ)/corpus_st/
+	cp tests/data/config/*.json $(BUILD_FUZZ)/corpus_cfg/
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD_FUZZ)/fuzz_safetensors \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD_FUZZ)/corpus_st
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD_FUZZ)/fuzz_config \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD_FUZZ)/corpus_cfg
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -60,4 +76,4 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

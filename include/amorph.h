@@ -926,6 +926,70 @@ AM_API am_status am_kernel_cuda_compile(am_kernel k, const am_dtype *in_dtypes,
 AM_API uint64_t am_kernel_nvrtc_compiles(void);
 
 /* ======================================================================
+ *  Safetensors: memory-mapped, zero-copy checkpoints
+ * ====================================================================== */
+
+/** An open safetensors checkpoint: one file, or the shards of a directory.
+ * Every header is validated when opened (header length within the file,
+ * well-formed JSON, known dtypes, non-negative dims without overflow,
+ * data_offsets inside the data section and matching shape x dtype size, no
+ * two tensors overlapping); a bad file gives AM_ERR_IO naming the file and
+ * the tensor or field. Tensors are sorted by name. Data is little-endian
+ * (as the format defines); amorph assumes a little-endian host. */
+typedef struct am_safetensors am_safetensors;
+
+/** One tensor's header entry. */
+typedef struct am_safetensors_info {
+  const char *name;       /* valid while the checkpoint is open            */
+  const char *dtype_name; /* as in the header: "BF16", "F8_E4M3", ...     */
+  am_dtype dtype;         /* AM_DTYPE_COUNT when amorph has no such dtype */
+  int ndim;
+  int64_t shape[AM_MAX_DIMS];
+  uint64_t nbytes;
+  const char *file; /* the path of the file holding it                    */
+} am_safetensors_info;
+
+/** Opens (mmaps, read-only) one .safetensors file into *out (NULL on
+ * failure: see am_last_error). */
+AM_API AM_NODISCARD am_status am_safetensors_open(const char *path,
+                                                  am_safetensors **out);
+/** Opens a model directory: the shards listed by model.safetensors.index.json
+ * (each opened once; every weight_map entry must exist in its shard), else
+ * model.safetensors, else every *.safetensors file in it (as mlx-lm). A
+ * tensor present in two files is an error. */
+AM_API AM_NODISCARD am_status am_safetensors_open_dir(const char *dir,
+                                                      am_safetensors **out);
+/** Closes the checkpoint. Arrays returned by am_safetensors_get stay valid:
+ * each keeps its file mapped until it is freed. NULL is a no-op. */
+AM_API void am_safetensors_free(am_safetensors *st);
+AM_API int64_t am_safetensors_count(const am_safetensors *st);
+/** The i-th name in sorted order (NULL when i is out of range). */
+AM_API const char *am_safetensors_name(const am_safetensors *st, int64_t i);
+AM_API bool am_safetensors_has(const am_safetensors *st, const char *name);
+/** Header entry of `name`: AM_OK, or AM_ERR_INVALID_ARG if absent. */
+AM_API am_status am_safetensors_info_get(const am_safetensors *st,
+                                         const char *name,
+                                         am_safetensors_info *out);
+/** The tensor as an evaluated array borrowing the mapping (zero-copy; it is
+ * copied only when its data is not aligned to its dtype, or for BOOL,
+ * whose bytes are normalized to 0/1). A missing name gives an error array
+ * (AM_ERR_INVALID_ARG), a dtype amorph lacks (F8_E4M3, U16, ...) one with
+ * AM_ERR_UNSUPPORTED; both name the file and tensor. */
+AM_API am_array am_safetensors_get(const am_safetensors *st, const char *name);
+/** A `__metadata__` value (the first file that has the key), or NULL. */
+AM_API const char *am_safetensors_metadata(const am_safetensors *st,
+                                           const char *key);
+/** Writes n arrays (evaluating them) as a safetensors file, atomically
+ * (temporary file in the same directory, then rename). Names must be
+ * unique. `metadata` is NULL or a NULL-terminated list of alternating keys
+ * and values: {"format", "mlx", NULL}. Tensors are laid out by decreasing
+ * element size, then name, so that every tensor is aligned. */
+AM_API AM_NODISCARD am_status am_safetensors_save(const char *path,
+                                                  const char *const *names,
+                                                  const am_array *arrays, int n,
+                                                  const char *const *metadata);
+
+/* ======================================================================
  *  Compile: trace once, replay with new shapes
  * ====================================================================== */
 
