@@ -230,6 +230,8 @@ void am_parallel_for(int64_t n, int64_t grain, am_range_fn fn, void *ctx);
 
 bool am_cpu_has_avx2(void);
 bool am_cpu_has_avx512(void);
+bool am_cpu_has_f16c(void);
+bool am_cpu_has_avx512bf16(void);
 
 /** N-ary strided walk. Collapses dims where every operand is contiguous
  * along them; the callback gets one innermost row: count, per-operand

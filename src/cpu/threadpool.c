@@ -10,6 +10,9 @@
 #include "../core/internal.h"
 
 #include <pthread.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -180,6 +183,28 @@ void am_parallel_for(int64_t n, int64_t grain, am_range_fn fn, void *ctx) {
 bool am_cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+/* Features some compilers' __builtin_cpu_supports does not know (clang 14
+ * rejects "f16c" and "avx512bf16"): read CPUID directly. */
+bool am_cpu_has_f16c(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+#else
+  return false;
+#endif
+}
+
+bool am_cpu_has_avx512bf16(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;
+  if (__get_cpuid_max(0, NULL) < 7) return false;
+  __cpuid_count(7, 1, a, b, c, d);
+  return am_cpu_has_avx512() && (a & (1u << 5));
 #else
   return false;
 #endif

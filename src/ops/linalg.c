@@ -278,7 +278,7 @@ KFN static void rnd_bf16_v(const float *src, void *dst, int64_t n) {
 
 static bool use_avx2(void) {
   static int have = -1;
-  if (have < 0) have = am_cpu_has_avx2() && __builtin_cpu_supports("f16c");
+  if (have < 0) have = am_cpu_has_avx2() && am_cpu_has_f16c();
   return have && !g_portable;
 }
 #else

@@ -478,7 +478,7 @@ static const am_nn_vec g_vec_avx512_bf16 =
     NN_VEC_INIT(sc_bf16dp_avx512, pv_bf16dp_avx512);
 
 static bool has_avx2_f16c(void) {
-  return am_cpu_has_avx2() && __builtin_cpu_supports("f16c");
+  return am_cpu_has_avx2() && am_cpu_has_f16c();
 }
 #define HAVE_X86 1
 #endif
@@ -504,7 +504,7 @@ static bool dp_pays(void) {
 const am_nn_vec *am_nn_vec_get(void) {
 #ifdef HAVE_X86
   bool avx512 = am_cpu_has_avx512() && has_avx2_f16c();
-  if (avx512 && __builtin_cpu_supports("avx512bf16") &&
+  if (avx512 && am_cpu_has_avx512bf16() &&
       (g_level >= 4 || (g_level == 3 && dp_pays())))
     return &g_vec_avx512_bf16;
   if (g_level >= 2 && avx512) return &g_vec_avx512;

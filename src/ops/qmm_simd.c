@@ -91,7 +91,7 @@ static bool use512(void) {
 static bool use_bf16(void) {
   int f = atomic_load(&g_isa);
   return (f == 0 || f >= 1024) && am_cpu_has_avx512() &&
-         __builtin_cpu_supports("avx512bf16");
+         am_cpu_has_avx512bf16();
 }
 static bool use2(void) {
   int f = atomic_load(&g_isa);
