@@ -110,8 +110,7 @@ static void test_goldens(void) {
     char *out = NULL;
     size_t nout = 0;
     s = am_tokenizer_decode(t, want, nw, false, &out, &nout);
-    CHECK(s == AM_OK && nout == nd && !memcmp(out, dec, nd) &&
-              out[nout] == 0,
+    CHECK(s == AM_OK && nout == nd && !memcmp(out, dec, nd) && out[nout] == 0,
           "%s: decode differs from HF", name);
     am_tokenizer_buf_free(out);
     check_stream(t, want, nw, dec, nd, name);
@@ -130,7 +129,9 @@ static void test_roundtrip(am_tokenizer *t) {
   const char *cases[][2] = {
       {"Hello, world!\n  spaces\t\ttabs", "Hello, world!\n  spaces\t\ttabs"},
       {"cafe\xcc\x81 na\xc3\xafve", "caf\xc3\xa9 na\xc3\xafve"},
-      {"A\xcc\x8a" "ngstro\xcc\x88m", "\xc3\x85ngstr\xc3\xb6m"},
+      {"A\xcc\x8a"
+       "ngstro\xcc\x88m",
+       "\xc3\x85ngstr\xc3\xb6m"},
       {"\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x8d\x95!",
        "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x8d\x95!"},
       {"", ""},
@@ -139,8 +140,8 @@ static void test_roundtrip(am_tokenizer *t) {
     int32_t *ids;
     size_t n;
     char *out = NULL;
-    CHECK(am_tokenizer_encode(t, cases[i][0], strlen(cases[i][0]), &ids,
-                              &n) == AM_OK,
+    CHECK(am_tokenizer_encode(t, cases[i][0], strlen(cases[i][0]), &ids, &n) ==
+              AM_OK,
           "encode %zu", i);
     CHECK(am_tokenizer_decode(t, ids, n, false, &out, NULL) == AM_OK &&
               !strcmp(out, cases[i][1]),
@@ -162,8 +163,8 @@ static void test_specials(am_tokenizer *t) {
   CHECK(am_tokenizer_token_id(t, "\xc4\xa0the") >= 0, "vocab token Ġthe");
   CHECK(am_tokenizer_vocab_size(t) == 1505, "vocab size %d",
         am_tokenizer_vocab_size(t));
-  CHECK(am_tokenizer_is_special(t, end) && !am_tokenizer_is_special(t, think)
-            && !am_tokenizer_is_special(t, 5),
+  CHECK(am_tokenizer_is_special(t, end) && !am_tokenizer_is_special(t, think) &&
+            !am_tokenizer_is_special(t, 5),
         "special flags");
   CHECK(!strcmp(am_tokenizer_token_str(t, end), "<|im_end|>") &&
             am_tokenizer_token_str(t, 99999) == NULL,
@@ -230,7 +231,10 @@ static void test_stream_partial(am_tokenizer *t) {
   int32_t a = am_tokenizer_token_id(t, "a");
   CHECK(am_detok_push(d, ids[0], &p, &len) == AM_OK && len == 0, "held 3");
   CHECK(am_detok_push(d, a, &p, &len) == AM_OK && len == 4 &&
-            !memcmp(p, "\xef\xbf\xbd" "a", 4),
+            !memcmp(p,
+                    "\xef\xbf\xbd"
+                    "a",
+                    4),
         "broken char then 'a'");
   CHECK(am_detok_push(d, 1 << 20, &p, &len) == AM_ERR_INVALID_ARG,
         "bad id in stream");
@@ -238,7 +242,8 @@ static void test_stream_partial(am_tokenizer *t) {
   char *out;
   int32_t two[2] = {ids[0], a};
   CHECK(am_tokenizer_decode(t, two, 2, false, &out, NULL) == AM_OK &&
-            !strcmp(out, "\xef\xbf\xbd" "a"),
+            !strcmp(out, "\xef\xbf\xbd"
+                         "a"),
         "lossy decode");
   am_tokenizer_buf_free(out);
   am_tokenizer_buf_free(ids);
@@ -271,8 +276,9 @@ static void test_chatml(am_tokenizer *t) {
 }
 
 static void test_bad_input(am_tokenizer *t) {
-  const char *bad[] = {"ab\xff", "\xc3", "x\xc3(", "\xed\xa0\x80",
-                       "\xe0\x80\x80", "\xf4\x90\x80\x80", "\xc0\xaf"};
+  const char *bad[] = {"ab\xff",       "\xc3",         "x\xc3(",
+                       "\xed\xa0\x80", "\xe0\x80\x80", "\xf4\x90\x80\x80",
+                       "\xc0\xaf"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     int32_t *ids = (int32_t *)1;
     size_t n = 7;
@@ -408,8 +414,9 @@ static void test_big(am_tokenizer *t) {
     for (size_t i = 0; i < n; i++)
       for (int b = 0; b < 4; b++)
         h = (h ^ (((uint32_t)ids[i] >> (8 * b)) & 0xff)) * 0x100000001b3ull;
-    CHECK(n == nids && h == want, "100 KB: %zu ids hash %016llx, want %zu "
-                                  "%016llx",
+    CHECK(n == nids && h == want,
+          "100 KB: %zu ids hash %016llx, want %zu "
+          "%016llx",
           n, (unsigned long long)h, nids, want);
     double sec = (double)(t1.tv_sec - t0.tv_sec) +
                  1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);

@@ -23,9 +23,9 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -34,8 +34,8 @@
 #include <pcre2.h>
 
 enum {
-  TK_MAX_ID = 1 << 21,   /* ids above this are rejected (memory bound) */
-  TK_MAX_STAGES = 4,     /* regex pre-tokenizer stages */
+  TK_MAX_ID = 1 << 21,    /* ids above this are rejected (memory bound) */
+  TK_MAX_STAGES = 4,      /* regex pre-tokenizer stages */
   TK_CACHE_CAP = 1 << 15, /* hash slots; the cache is cleared at half */
   TK_CACHE_MAX_PIECE = 256,
 };
@@ -314,17 +314,17 @@ typedef struct {
 
 struct am_tokenizer {
   tk_chunk *arena;
-  tk_smap vocab;   /* byte-level string -> id */
-  tk_smap added;   /* added token content -> id */
-  tk_pent *pairs;  /* merges */
+  tk_smap vocab;  /* byte-level string -> id */
+  tk_smap added;  /* added token content -> id */
+  tk_pent *pairs; /* merges */
   size_t pair_cap;
-  int32_t n_ids;   /* largest id + 1 */
-  const char **id_str;      /* [n_ids] vocabulary / added string or NULL */
-  const char **id_bytes;    /* [n_ids] decoded bytes (arena) */
-  uint32_t *id_nbytes;      /* [n_ids] */
-  uint8_t *id_special;      /* [n_ids] */
-  int32_t byte_id[256];     /* id of each byte's character, -1 if none */
-  char byte_chr[256][3];    /* bytes_to_unicode, UTF-8 */
+  int32_t n_ids;         /* largest id + 1 */
+  const char **id_str;   /* [n_ids] vocabulary / added string or NULL */
+  const char **id_bytes; /* [n_ids] decoded bytes (arena) */
+  uint32_t *id_nbytes;   /* [n_ids] */
+  uint8_t *id_special;   /* [n_ids] */
+  int32_t byte_id[256];  /* id of each byte's character, -1 if none */
+  char byte_chr[256][3]; /* bytes_to_unicode, UTF-8 */
   uint8_t byte_chr_len[256];
   bool nfc, ignore_merges, fuse_unk;
   int32_t unk_id;
@@ -407,8 +407,9 @@ static am_status tk_load_vocab(tk_loader *ld, const cJSON *model) {
   for (const cJSON *e = vocab->child; e; e = e->next) {
     int32_t id;
     if (!tk_json_id(e, &id))
-      return TK_LOAD_FAIL(ld, "model.vocab['%s']: id is not an integer in "
-                              "[0, %d)",
+      return TK_LOAD_FAIL(ld,
+                          "model.vocab['%s']: id is not an integer in "
+                          "[0, %d)",
                           e->string, TK_MAX_ID);
     size_t len = strlen(e->string);
     if (!len) return TK_LOAD_FAIL(ld, "model.vocab: empty token");
@@ -438,19 +439,22 @@ static am_status tk_load_merge(tk_loader *ld, const cJSON *m, int idx,
     a = m->child->valuestring, na = strlen(a);
     b = m->child->next->valuestring, nb = strlen(b);
   } else {
-    return TK_LOAD_FAIL(ld, "model.merges[%d]: not a string or a pair of "
-                            "strings",
+    return TK_LOAD_FAIL(ld,
+                        "model.merges[%d]: not a string or a pair of "
+                        "strings",
                         idx);
   }
   if (!na || !nb || na + nb >= sizeof buf)
     return TK_LOAD_FAIL(ld, "model.merges[%d]: empty or too long", idx);
-  int32_t ia = tk_smap_get(&t->vocab, a, na), ib = tk_smap_get(&t->vocab, b, nb);
+  int32_t ia = tk_smap_get(&t->vocab, a, na),
+          ib = tk_smap_get(&t->vocab, b, nb);
   memcpy(buf, a, na);
   memcpy(buf + na, b, nb);
   int32_t im = tk_smap_get(&t->vocab, buf, na + nb);
   if (ia < 0 || ib < 0 || im < 0)
-    return TK_LOAD_FAIL(ld, "model.merges[%d]: '%.*s' + '%.*s' uses a token "
-                            "missing from model.vocab",
+    return TK_LOAD_FAIL(ld,
+                        "model.merges[%d]: '%.*s' + '%.*s' uses a token "
+                        "missing from model.vocab",
                         idx, (int)na, a, (int)nb, b);
   /* A repeated pair keeps the later rank, as HF's map does. */
   tk_pent *p = tk_pair_slot(t->pairs, t->pair_cap, ia, ib);
@@ -463,7 +467,8 @@ static am_status tk_load_merge(tk_loader *ld, const cJSON *m, int idx,
 static am_status tk_load_merges(tk_loader *ld, const cJSON *model) {
   am_tokenizer *t = ld->tok;
   const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-  if (!merges || cJSON_IsNull(merges)) merges = NULL;
+  if (!merges || cJSON_IsNull(merges))
+    merges = NULL;
   else if (!cJSON_IsArray(merges))
     return TK_LOAD_FAIL(ld, "model.merges: not an array");
   int n = merges ? cJSON_GetArraySize(merges) : 0;
@@ -550,8 +555,9 @@ static am_status tk_load_added(tk_loader *ld, const cJSON *root) {
     if (!cJSON_IsObject(e) || !cJSON_IsString(c) || !*c->valuestring)
       return TK_LOAD_FAIL(ld, "added_tokens[%d]: no content string", i);
     if (!tk_json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id))
-      return TK_LOAD_FAIL(ld, "added_tokens[%d].id: not an integer in "
-                              "[0, %d)",
+      return TK_LOAD_FAIL(ld,
+                          "added_tokens[%d].id: not an integer in "
+                          "[0, %d)",
                           i, TK_MAX_ID);
     bool special = false, normalized, lstrip = false, rstrip = false,
          single = false;
@@ -571,9 +577,9 @@ static am_status tk_load_added(tk_loader *ld, const cJSON *root) {
     const char *content = c->valuestring;
     size_t len = strlen(content);
     if (normalized && t->nfc) {
-      utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)content,
-                                        (utf8proc_ssize_t)len, &nfc,
-                                        UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+      utf8proc_ssize_t r =
+          utf8proc_map((const utf8proc_uint8_t *)content, (utf8proc_ssize_t)len,
+                       &nfc, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
       if (r < 0)
         return TK_LOAD_FAIL(ld, "added_tokens[%d].content: %s", i,
                             utf8proc_errmsg(r));
@@ -583,11 +589,10 @@ static am_status tk_load_added(tk_loader *ld, const cJSON *root) {
     free(nfc);
     if (!s) return tk_oom();
     if (!tk_smap_put(&t->added, s, len, id))
-      return TK_LOAD_FAIL(ld, "added_tokens[%d]: duplicate content '%s'", i,
-                          s);
+      return TK_LOAD_FAIL(ld, "added_tokens[%d]: duplicate content '%s'", i, s);
     tk_added a = {s, (uint32_t)len, special ? -1 - id : id};
-    am_status st = tk_addset_push(normalized ? &t->norm_added : &t->raw_added,
-                                  a);
+    am_status st =
+        tk_addset_push(normalized ? &t->norm_added : &t->raw_added, a);
     if (st) return st;
     if (id >= t->n_ids) t->n_ids = id + 1;
   }
@@ -630,8 +635,9 @@ static am_status tk_add_stage(tk_loader *ld, const char *pat, size_t len,
   if (!re) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
-    return TK_LOAD_FAIL(ld, "pre_tokenizer: Split pattern does not compile "
-                            "at offset %zu: %s",
+    return TK_LOAD_FAIL(ld,
+                        "pre_tokenizer: Split pattern does not compile "
+                        "at offset %zu: %s",
                         (size_t)off, (const char *)msg);
   }
   pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter otherwise */
@@ -753,7 +759,8 @@ static am_status tk_build_tables(tk_loader *ld) {
       t->id_special[a->id] = special;
     }
   for (int k = 0; k < 2; k++)
-    qsort(sets[k]->v, (size_t)sets[k]->n, sizeof *sets[k]->v, tk_added_cmp);
+    if (sets[k]->n)
+      qsort(sets[k]->v, (size_t)sets[k]->n, sizeof *sets[k]->v, tk_added_cmp);
   int16_t chr2byte[324];
   memset(chr2byte, 0xff, sizeof chr2byte);
   for (int b = 0; b < 256; b++) {
@@ -771,8 +778,8 @@ static am_status tk_build_tables(tk_loader *ld) {
   return AM_OK;
 }
 
-am_status am_tokenizer_load_json(const char *json, size_t len,
-                                 const char *name, am_tokenizer **out) {
+am_status am_tokenizer_load_json(const char *json, size_t len, const char *name,
+                                 am_tokenizer **out) {
   if (!out) return AM_FAIL(AM_ERR_INVALID_ARG, "am_tokenizer_load: out NULL");
   *out = NULL;
   if (!json) return AM_FAIL(AM_ERR_INVALID_ARG, "am_tokenizer_load: NULL json");
@@ -800,8 +807,7 @@ am_status am_tokenizer_load_json(const char *json, size_t len,
   if (!s) s = tk_load_pretok(&ld, root);
   if (!s) s = tk_load_decoder(&ld, root);
   if (!s) s = tk_build_tables(&ld);
-  if (!s && !(t->cache = calloc(TK_CACHE_CAP, sizeof *t->cache)))
-    s = tk_oom();
+  if (!s && !(t->cache = calloc(TK_CACHE_CAP, sizeof *t->cache))) s = tk_oom();
   cJSON_Delete(root);
   if (s) {
     am_tokenizer_free(t);
@@ -874,7 +880,9 @@ void am_tokenizer_free(am_tokenizer *t) {
   free(t);
 }
 
-void am_tokenizer_buf_free(void *p) { free(p); }
+void am_tokenizer_buf_free(void *p) {
+  free(p);
+}
 
 int32_t am_tokenizer_vocab_size(const am_tokenizer *t) {
   return t ? t->n_ids : 0;
@@ -935,8 +943,7 @@ static tk_cand tk_heap_pop(tk_cand *h, int *n) {
   return top;
 }
 
-static const tk_pent *tk_pair_get(const am_tokenizer *t, int32_t a,
-                                  int32_t b) {
+static const tk_pent *tk_pair_get(const am_tokenizer *t, int32_t a, int32_t b) {
   uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
   for (size_t i = tk_mix(key) & (t->pair_cap - 1);;
        i = (i + 1) & (t->pair_cap - 1)) {
@@ -954,15 +961,20 @@ static void tk_try_pair(const am_tokenizer *t, const tk_sym *sym, int32_t pos,
 }
 
 /* BPE of one piece's bytes, appended to out. */
-static am_status tk_bpe(const am_tokenizer *t, const unsigned char *p,
-                        size_t n, tk_ivec *out) {
-  if (t->ignore_merges && n <= TK_CACHE_MAX_PIECE) {
-    char buf[2 * TK_CACHE_MAX_PIECE];
+static am_status tk_bpe(const am_tokenizer *t, const unsigned char *p, size_t n,
+                        tk_ivec *out) {
+  if (!n) return AM_OK;
+  if (t->ignore_merges) { /* a piece in the vocabulary is one token */
+    char stackbuf[2 * TK_CACHE_MAX_PIECE];
+    stackbuf[0] = 0; /* n > 0 fills it; this quiets GCC 12 */
+    char *buf = n <= TK_CACHE_MAX_PIECE ? stackbuf : malloc(2 * n);
+    if (!buf) return tk_oom();
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
       for (int j = 0; j < t->byte_chr_len[p[i]]; j++)
         buf[k++] = t->byte_chr[p[i]][j];
     int32_t id = tk_smap_get(&t->vocab, buf, k);
+    if (buf != stackbuf) free(buf);
     if (id >= 0) return tk_ivec_push(out, id) ? AM_OK : tk_oom();
   }
   /* The heap holds at most 2n candidates: n - 1 at first, and each merge
@@ -1043,7 +1055,7 @@ static am_status tk_bpe_cached(am_tokenizer *t, const char *p, size_t n,
   /* Ids first (aligned), then the key bytes. */
   char *blk = malloc(cnt * sizeof(int32_t) + n + 1);
   if (!blk) return AM_OK; /* caching is optional */
-  memcpy(blk, out->v + start, cnt * sizeof(int32_t));
+  if (cnt) memcpy(blk, out->v + start, cnt * sizeof(int32_t));
   memcpy(blk + cnt * sizeof(int32_t), p, n);
   pthread_mutex_lock(&t->cache_lock);
   if (t->cache_n >= TK_CACHE_CAP / 2) tk_cache_clear(t);
@@ -1055,8 +1067,8 @@ static am_status tk_bpe_cached(am_tokenizer *t, const char *p, size_t n,
   if (t->cache[i].key) {
     free(blk); /* another thread was faster */
   } else {
-    t->cache[i] = (tk_centry){h, blk, (uint32_t)n, (uint32_t)cnt,
-                              (int32_t *)blk};
+    t->cache[i] =
+        (tk_centry){h, blk, (uint32_t)n, (uint32_t)cnt, (int32_t *)blk};
     t->cache[i].key = blk + cnt * sizeof(int32_t);
     t->cache_n++;
   }
@@ -1083,8 +1095,8 @@ static am_status tk_pretok(tk_enc *e, int stage, const char *s, size_t n) {
   pcre2_match_data *md = e->md[stage];
   size_t pos = 0, done = 0;
   while (pos < n) {
-    int rc = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md,
-                         NULL);
+    int rc =
+        pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR msg[256];
@@ -1112,8 +1124,8 @@ typedef am_status (*tk_segment_fn)(tk_enc *e, const char *s, size_t n);
 
 /* Splits s on the added tokens of `set` (leftmost, then longest): tokens go
  * to the output, the text between them to fn. */
-static am_status tk_split_added(tk_enc *e, const tk_addset *set,
-                                const char *s, size_t n, tk_segment_fn fn) {
+static am_status tk_split_added(tk_enc *e, const tk_addset *set, const char *s,
+                                size_t n, tk_segment_fn fn) {
   size_t done = 0;
   for (size_t i = 0; set->n && i < n; i++) {
     if (!set->first[(unsigned char)s[i]]) continue;
@@ -1153,8 +1165,7 @@ static am_status tk_seg_normalize(tk_enc *e, const char *s, size_t n) {
                      "am_tokenizer_encode: NFC: %s", utf8proc_errmsg(r));
     s = (const char *)nfc, n = (size_t)r;
   }
-  am_status st =
-      tk_split_added(e, &e->tok->norm_added, s, n, tk_seg_pretok);
+  am_status st = tk_split_added(e, &e->tok->norm_added, s, n, tk_seg_pretok);
   free(nfc);
   return st;
 }
@@ -1173,8 +1184,7 @@ am_status am_tokenizer_encode(const am_tokenizer *tok, const char *text,
   tk_enc e = {(am_tokenizer *)tok, {0}, {0}};
   am_status s = AM_OK;
   for (int i = 0; i < tok->n_stages && !s; i++)
-    if (!(e.md[i] = pcre2_match_data_create_from_pattern(tok->stages[i],
-                                                         NULL)))
+    if (!(e.md[i] = pcre2_match_data_create_from_pattern(tok->stages[i], NULL)))
       s = tk_oom();
   if (!s)
     s = tk_split_added(&e, &tok->raw_added, text ? text : "", len,
@@ -1198,8 +1208,9 @@ am_status am_tokenizer_encode(const am_tokenizer *tok, const char *text,
 static am_status tk_id_check(const am_tokenizer *t, int32_t id,
                              const char *fn) {
   if (id < 0 || id >= t->n_ids || !t->id_bytes[id])
-    return AM_FAIL(AM_ERR_INVALID_ARG, "%s: no token has id %d (vocabulary "
-                                       "size %d)",
+    return AM_FAIL(AM_ERR_INVALID_ARG,
+                   "%s: no token has id %d (vocabulary "
+                   "size %d)",
                    fn, id, t->n_ids);
   return AM_OK;
 }
