@@ -60,14 +60,18 @@ bench: build
 fuzz: deps
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DAM_FUZZ=ON \
 	  -DAM_BUILD_TESTS=OFF -DAM_BUILD_BENCH=OFF
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_safetensors fuzz_config
-	mkdir -p $(BUILD_FUZZ)/corpus_st $(BUILD_FUZZ)/corpus_cfg
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_safetensors fuzz_config fuzz_tokenizer
+	mkdir -p $(BUILD_FUZZ)/corpus_st $(BUILD_FUZZ)/corpus_cfg $(BUILD_FUZZ)/corpus_tok
+	printf '\001To be, or not to be: caf\303\251 \344\275\240\345\245\275 42!' > $(BUILD_FUZZ)/corpus_tok/text
+	(printf '\000'; cat tests/data/tokenizer/tiny.json) > $(BUILD_FUZZ)/corpus_tok/json
 	cp tests/data/*.safetensors tests/data/sharded/*.safetensors $(BUILD_FUZZ)/corpus_st/
 	cp tests/data/config/*.json $(BUILD_FUZZ)/corpus_cfg/
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD_FUZZ)/fuzz_safetensors \
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD_FUZZ)/corpus_st
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD_FUZZ)/fuzz_config \
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD_FUZZ)/corpus_cfg
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD_FUZZ)/fuzz_tokenizer \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD_FUZZ)/corpus_tok
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
