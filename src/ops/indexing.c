@@ -25,21 +25,6 @@
  *  Shared helpers
  * ====================================================================== */
 
-static int64_t load_int(const char *p, am_dtype t) {
-  switch (t) {
-  case AM_U8:
-    return *(const uint8_t *)p;
-  case AM_I8:
-    return *(const int8_t *)p;
-  case AM_U32:
-    return *(const uint32_t *)p;
-  case AM_I32:
-    return *(const int32_t *)p;
-  default:
-    return *(const int64_t *)p;
-  }
-}
-
 static am_status check_index_dtype(const am_meta *m, const char *what) {
   if (!am_dtype_is_int(m->dtype))
     return AM_FAIL(AM_ERR_DTYPE, "%s must have an integer dtype, not %s", what,
@@ -236,8 +221,8 @@ static void read_offsets(const am_arr *start, int naxes, const int64_t *len,
   size_t es = am_dtype_size(start->m.dtype);
   for (int i = 0; i < naxes; i++) {
     int64_t v =
-        load_int(am_arr_ptr(start) + i * start->strides[0] * (int64_t)es,
-                 start->m.dtype);
+        am_load_i64(am_arr_ptr(start) + i * start->strides[0] * (int64_t)es,
+                    start->m.dtype);
     int64_t hi = dim[i] - len[i];
     off[i] = v < 0 ? 0 : v > hi ? hi : v;
   }
