@@ -799,35 +799,17 @@ static KFN void prep4l_bf16(const float *x, int64_t K, int gs, float *xpv,
                             _mm512_set1_epi16(0x0078),                         \
                             _mm512_set1_epi16(0x4180), 0xea)
 
-/* n group scales/biases (float16, bfloat16, float32) to float. */
-static KFNB void cvt_f32_512(const char *src, am_dtype t, float *dst,
-                             int64_t n) {
-  for (int64_t i = 0; i < n; i += 16) {
-    int64_t m = n - i < 16 ? n - i : 16;
-    __mmask16 k = (__mmask16)((1u << m) - 1u);
-    __m512 v;
-    if (t == AM_F32) {
-      v = _mm512_maskz_loadu_ps(k, (const float *)src + i);
-    } else {
-      __m256i h = _mm256_maskz_loadu_epi16(k, (const uint16_t *)src + i);
-      v = t == AM_F16 ? _mm512_cvtph_ps(h)
-                      : _mm512_castsi512_ps(
-                            _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
-    _mm512_mask_storeu_ps(dst + i, k, v);
-  }
-}
-
-/* sum a[i] * b[i], masked tail */
-static KFNB float dotm_512(const float *a, const float *b, int64_t n) {
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) {
-    int64_t m = n - i < 16 ? n - i : 16;
-    __mmask16 k = (__mmask16)((1u << m) - 1u);
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i),
-                          _mm512_maskz_loadu_ps(k, b + i), acc);
-  }
-  return _mm512_reduce_add_ps(acc);
+/* Up to 16 group scales/biases (float16, bfloat16, float32) as float
+ * lanes (the lanes past the mask are 0), kept in a register: with small K
+ * (a few groups a row) a round trip through memory per row costs as much
+ * as the row's codes. */
+static __attribute__((always_inline)) inline KFNB __m512
+ld_f32_512(const char *src, am_dtype t, __mmask16 k) {
+  if (t == AM_F32) return _mm512_maskz_loadu_ps(k, (const float *)src);
+  __m256i h = _mm256_maskz_loadu_epi16(k, (const uint16_t *)src);
+  return t == AM_F16 ? _mm512_cvtph_ps(h)
+                     : _mm512_castsi512_ps(
+                           _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
 /* nwb weight rows (j0..) against nr x rows at once: nr * nwb chains; np
@@ -841,8 +823,6 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
   int64_t ng = K / gs;
   size_t ses = am_dtype_size(f->sdt), bes = am_dtype_size(f->bdt);
   const int np = nr * nwb >= 4 ? 1 : 4 / (nr * nwb);
-  /* padded: the b - 16 s pass and the block scale loads overrun gn */
-  float sc[4][QMM_GCHUNK + 16], bi[QMM_GCHUNK + 16];
   /* lane j of a block -> its group's slot among the block's <= 4 */
   const __m512i gidx = _mm512_srli_epi32(
       _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
@@ -853,33 +833,34 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
                  : 7);
   const uint8_t *wj[4];
   __m512 acc[4][4];
-  float bs[4][4];
 #pragma GCC unroll 4
   for (int q = 0; q < nwb; q++) {
     wj[q] = w + (j0 + q) * w_row;
 #pragma GCC unroll 4
-    for (int r = 0; r < nr; r++) {
+    for (int r = 0; r < nr; r++)
       acc[q][r] = _mm512_setzero_ps();
-      bs[q][r] = 0;
-    }
   }
-  for (int64_t g0 = 0; g0 < ng; g0 += QMM_GCHUNK) {
-    int64_t gn = ng - g0 < QMM_GCHUNK ? ng - g0 : QMM_GCHUNK;
+  /* 16 groups at a time: their scales stay in one register per row */
+  for (int64_t g0 = 0; g0 < ng; g0 += 16) {
+    int64_t gn = ng - g0 < 16 ? ng - g0 : 16;
+    __mmask16 gm = (__mmask16)((1u << gn) - 1u);
+    __m512 sq[4], xsv[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+      xsv[r] = _mm512_maskz_loadu_ps(gm, xs[r] + g0);
 #pragma GCC unroll 4
     for (int q = 0; q < nwb; q++) {
-      const char *sj = s + (j0 + q) * s_row, *bj = b + (j0 + q) * b_row;
+      const char *sj = s + (j0 + q) * s_row + g0 * (int64_t)ses,
+                 *bj = b + (j0 + q) * b_row + g0 * (int64_t)bes;
       _mm_prefetch(sj + nwb * s_row, _MM_HINT_T0);
       _mm_prefetch(bj + nwb * b_row, _MM_HINT_T0);
-      cvt_f32_512(sj + g0 * (int64_t)ses, f->sdt, sc[q], gn);
-      cvt_f32_512(bj + g0 * (int64_t)bes, f->bdt, bi, gn);
-      for (int64_t g = 0; g < gn; g += 16) /* b - 16 s: see above */
-        _mm512_storeu_ps(bi + g, _mm512_fnmadd_ps(_mm512_loadu_ps(sc[q] + g),
-                                                  _mm512_set1_ps(16.0f),
-                                                  _mm512_loadu_ps(bi + g)));
-      sc[q][gn] = sc[q][gn + 1] = sc[q][gn + 2] = sc[q][gn + 3] = 0;
+      sq[q] = ld_f32_512(sj, f->sdt, gm);
+      /* b - 16 s: see above; the bias term joins the lanes of acc */
+      __m512 bq = _mm512_fnmadd_ps(sq[q], _mm512_set1_ps(16.0f),
+                                   ld_f32_512(bj, f->bdt, gm));
 #pragma GCC unroll 4
       for (int r = 0; r < nr; r++)
-        bs[q][r] += dotm_512(bi, xs[r] + g0, gn);
+        acc[q][r] = _mm512_fmadd_ps(bq, xsv[r], acc[q][r]);
     }
     int64_t c0 = g0 * gs, c1 = c0 + gn * gs, gb = 0, gstep = 128 / gs;
     for (int64_t c = c0; c < c1; c += 128, gb += gstep) {
@@ -932,7 +913,7 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
 #pragma GCC unroll 4
       for (int q = 0; q < nwb; q++) {
         __m512 sv = _mm512_permutexvar_ps(
-            gidx, _mm512_castps128_ps512(_mm_loadu_ps(sc[q] + gb)));
+            _mm512_add_epi32(gidx, _mm512_set1_epi32((int)gb)), sq[q]);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
           __m512 tr = t[q][r][0];
@@ -946,7 +927,7 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
   }
   for (int q = 0; q < nwb; q++)
     for (int r = 0; r < nr; r++)
-      out[r * nw + j0 + q] = _mm512_reduce_add_ps(acc[q][r]) + bs[q][r];
+      out[r * nw + j0 + q] = _mm512_reduce_add_ps(acc[q][r]);
 }
 
 /* All nw weight rows: blocks of 4/nr rows, then one at a time. */
