@@ -387,15 +387,18 @@ static am_status dequantize_shapes(const am_meta *const *in, int n_in,
   return AM_OK;
 }
 
+/* Output row i is weight row idx[i] (the embedding lookup), or row i
+ * when idx is NULL (dequantize). */
 typedef struct {
   deq_fmt f;
   const am_arr *w, *s, *b;
+  const int64_t *idx;
   am_arr *out;
   int64_t k;
   atomic_int oom;
 } dequantize_ctx;
 
-static void dequantize_rows(void *vc, int64_t r0, int64_t r1) {
+static void dequantize_rows(void *vc, int64_t i0, int64_t i1) {
   dequantize_ctx *c = vc;
   int64_t k = c->k, ng = k / c->f.group_size;
   size_t oes = am_dtype_size(c->f.odt);
@@ -404,12 +407,13 @@ static void dequantize_rows(void *vc, int64_t r0, int64_t r1) {
     atomic_store(&c->oom, 1);
     return;
   }
-  for (int64_t r = r0; r < r1; r++) {
+  for (int64_t i = i0; i < i1; i++) {
+    int64_t r = c->idx ? c->idx[i] : i;
     const uint8_t *w = (const uint8_t *)row_ptr(c->w, r, tmp);
     const char *s = row_ptr(c->s, r, tmp + k);
     const char *b = c->b ? row_ptr(c->b, r, tmp + k + 4 * ng) : NULL;
     deq_row(&c->f, w, s, b, k,
-            (char *)c->out->buf->data + r * k * (int64_t)oes);
+            (char *)c->out->buf->data + i * k * (int64_t)oes);
   }
   free(tmp);
 }
@@ -515,35 +519,6 @@ static am_status qembed_shapes(const am_meta *const *in, int n_in,
   return AM_OK;
 }
 
-typedef struct {
-  deq_fmt f;
-  const am_arr *w, *s, *b;
-  const int64_t *idx;
-  am_arr *out;
-  int64_t k;
-  atomic_int oom;
-} qembed_ctx;
-
-static void qembed_rows(void *vc, int64_t i0, int64_t i1) {
-  qembed_ctx *c = vc;
-  int64_t k = c->k, ng = k / c->f.group_size;
-  size_t oes = am_dtype_size(c->f.odt);
-  char *tmp = malloc(deq_scratch_bytes(k, ng));
-  if (!tmp) {
-    atomic_store(&c->oom, 1);
-    return;
-  }
-  for (int64_t i = i0; i < i1; i++) {
-    int64_t r = c->idx[i];
-    const uint8_t *w = (const uint8_t *)row_ptr(c->w, r, tmp);
-    const char *s = row_ptr(c->s, r, tmp + k);
-    const char *b = c->b ? row_ptr(c->b, r, tmp + k + 4 * ng) : NULL;
-    deq_row(&c->f, w, s, b, k,
-            (char *)c->out->buf->data + i * k * (int64_t)oes);
-  }
-  free(tmp);
-}
-
 static am_status qembed_eval(am_arr *const *in, int n_in, am_arr *const *out,
                              int n_out, const void *params) {
   const qembed_params *p = params;
@@ -569,15 +544,15 @@ static am_status qembed_eval(am_arr *const *in, int n_in, am_arr *const *out,
     free(idx);
     return s;
   }
-  qembed_ctx c = {.f = make_deq_fmt(p->mode, p->group_size, p->bits, in[1],
-                                    affine ? in[2] : NULL, out[0]->m.dtype),
-                  .w = in[0],
-                  .s = in[1],
-                  .b = affine ? in[2] : NULL,
-                  .idx = idx,
-                  .out = out[0],
-                  .k = out[0]->m.shape[out[0]->m.ndim - 1]};
-  if (n && c.k) am_parallel_for(n, row_grain(c.k), qembed_rows, &c);
+  dequantize_ctx c = {.f = make_deq_fmt(p->mode, p->group_size, p->bits, in[1],
+                                        affine ? in[2] : NULL, out[0]->m.dtype),
+                      .w = in[0],
+                      .s = in[1],
+                      .b = affine ? in[2] : NULL,
+                      .idx = idx,
+                      .out = out[0],
+                      .k = out[0]->m.shape[out[0]->m.ndim - 1]};
+  if (n && c.k) am_parallel_for(n, row_grain(c.k), dequantize_rows, &c);
   free(idx);
   return atomic_load(&c.oom) ? AM_FAIL(AM_ERR_OOM, "out of memory") : AM_OK;
 }
