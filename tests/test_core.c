@@ -210,9 +210,7 @@ static void test_creation_ops(void) {
 
 static void test_read_and_views(void) {
   am_scope_push();
-  int64_t shape[] = {2, 3};
   am_array a = am_arange(0, 6, 1, AM_I32);
-  (void)shape;
   /* A transposed view of a 2x3 reshaped by hand: strides (1, 3). */
   int64_t sh[] = {3, 2}, st[] = {1, 3};
   am_array t = t_view(a, sh, 2, st, 0);
@@ -270,12 +268,10 @@ static void test_scopes_and_memory(void) {
   CHECK(after.active_bytes - base.active_bytes <= (size_t)5 << 20,
         "intermediates not freed: %zu active",
         after.active_bytes - base.active_bytes);
-  float v[3];
   am_array s3 = am_astype(kept, AM_F32);
   CHECK(am_array_size(s3) == n, "size");
   am_array_free(s3);
   CHECK(am_array_read(kept, AM_F32, NULL, 0) == AM_ERR_SHAPE, "read guard");
-  (void)v;
   am_array_free(kept);
   am_memory_stats end = am_memory_get_stats();
   CHECK(end.active_bytes == base.active_bytes, "leaked %zd bytes",

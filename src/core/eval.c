@@ -108,8 +108,6 @@ static am_status run_node(am_node *nd) {
   for (int j = 0; j < nd->n_out; j++) {
     outs[j] = nd->out[j];
     if (!outs[j]) {
-      const am_meta *metas[1];
-      (void)metas;
       /* Re-infer this output's meta from the node to build a temporary. */
       am_meta om_local[4];
       am_meta *om =
