@@ -1,6 +1,8 @@
 /*
- * amorph_llm.h — the model runtime on top of amorph: model configuration
- * (more to come: weights, tokenizer, generation).
+ * amorph_llm.h — the model runtime on top of amorph: model configuration,
+ * weights (MLX or Hugging Face checkpoints), sessions that run the compiled
+ * decode step with sampling, and checkpoint conversion. The tokenizer is in
+ * amorph_tokenizer.h.
  */
 #ifndef AMORPH_LLM_H
 #define AMORPH_LLM_H
@@ -124,6 +126,123 @@ AM_API void am_llm_config_free(am_llm_config *cfg);
 AM_API const am_llm_quant *am_llm_config_quant_for(const am_llm_config *cfg,
                                                    const char *path);
 AM_API const char *am_llm_arch_name(am_llm_arch arch);
+
+/* ======================================================================
+ *  Models
+ *
+ *  A model is a config plus its weights, validated against the shapes the
+ *  config implies (a missing tensor or a wrong shape names the tensor and
+ *  the file). Checkpoints in MLX layout (mlx-community, quantized or not)
+ *  are used as stored (memory-mapped, zero-copy); raw Hugging Face ones get
+ *  mlx-lm's sanitize rules at load (+1 on zero-centred norms, conv weight
+ *  layout, experts stacked) and may be quantized on load.
+ * ====================================================================== */
+
+typedef struct am_llm_model am_llm_model;
+
+typedef struct am_llm_load_opts {
+  /** Dtype of activations and caches: 0 (AM_BOOL) picks float32, else
+   * AM_F32, AM_BF16 or AM_F16. Weights stay in their stored dtype. */
+  am_dtype dtype;
+  /** Quantize float weights at load with the rules of am_llm_convert. */
+  bool quantize;
+  am_llm_quant quant; /* for quantize: bits/group/mode (0: 4-bit g64 affine) */
+} am_llm_load_opts;
+
+/** Loads the model in directory `dir` (config.json, model.safetensors or
+ * a sharded index). opts may be NULL (defaults). Errors name the file,
+ * tensor or field: AM_ERR_IO, AM_ERR_INVALID_ARG, AM_ERR_SHAPE,
+ * AM_ERR_UNSUPPORTED. */
+AM_API AM_NODISCARD am_status am_llm_model_load(const char *dir,
+                                                const am_llm_load_opts *opts,
+                                                am_llm_model **out);
+/** A model with random weights for `cfg` (copied), quantized as
+ * cfg->quantization says: for tests and benchmarks. */
+AM_API AM_NODISCARD am_status am_llm_model_random(const am_llm_config *cfg,
+                                                  uint64_t seed,
+                                                  const am_llm_load_opts *opts,
+                                                  am_llm_model **out);
+AM_API void am_llm_model_free(am_llm_model *m);
+AM_API const am_llm_config *am_llm_model_config(const am_llm_model *m);
+
+typedef struct am_llm_model_info {
+  int64_t n_params;        /* every weight (quantized ones unpacked)       */
+  int64_t n_active_params; /* used per token (top-k experts, no embedding) */
+  int64_t weight_bytes;    /* as stored                                    */
+  int64_t active_bytes;    /* weight bytes read per decoded token          */
+  int64_t state_bytes;     /* recurrent + conv state per sequence          */
+  int64_t kv_bytes_per_token;
+  bool hf_layout;          /* raw HF checkpoint, sanitized at load         */
+  char quant[64];          /* e.g. "affine 4-bit g64 (8-bit: 24 layers)"  */
+} am_llm_model_info;
+AM_API am_llm_model_info am_llm_model_get_info(const am_llm_model *m);
+
+/* ======================================================================
+ *  Sessions: generation state and the compiled decode step
+ *
+ *  A session owns one sequence's caches (KV for attention layers, conv and
+ *  recurrent state for DeltaNet layers) and one compiled function — every
+ *  layer, final norm, lm_head and sampling — traced once (shapeless) and
+ *  replayed for every token and prompt chunk length. Caches are explicit
+ *  state in and out of it (donated buffers, updated in place).
+ * ====================================================================== */
+
+typedef struct am_llm_session am_llm_session;
+
+/** Sampling, applied in this order: repetition penalty, temperature, top-k,
+ * top-p, min-p, then a draw. temperature 0 is greedy (argmax). */
+typedef struct am_llm_sampler {
+  float temperature;        /* 0: greedy                                  */
+  int top_k;                /* 0: off                                     */
+  float top_p;              /* 0 or 1: off                                */
+  float min_p;              /* 0: off                                     */
+  float repetition_penalty; /* 0 or 1: off                                */
+  int repetition_context;   /* tokens the penalty looks back on (0: 20)   */
+  uint64_t seed;
+} am_llm_sampler;
+
+typedef struct am_llm_session_opts {
+  am_llm_sampler sampler;
+  int prefill_chunk;    /* tokens per prefill call (0: 512)              */
+  int64_t max_context;  /* 0: the config's max_position_embeddings       */
+  bool all_logits;      /* am_llm_session_feed returns every position's  */
+  bool no_compile;      /* run the step eagerly (for comparison)         */
+} am_llm_session_opts;
+
+AM_API AM_NODISCARD am_status am_llm_session_new(am_llm_model *m,
+                                                 const am_llm_session_opts *o,
+                                                 am_llm_session **out);
+AM_API void am_llm_session_free(am_llm_session *s);
+/** Feeds n >= 1 tokens (a prompt, or the last sampled token) at the
+ * current position; *next receives the token sampled from the last
+ * position's logits. logits (may be NULL) receives vocab_size floats of
+ * that position — or n * vocab_size, one row per position, with
+ * all_logits. */
+AM_API AM_NODISCARD am_status am_llm_session_feed(am_llm_session *s,
+                                                  const int32_t *tokens,
+                                                  int64_t n, int32_t *next,
+                                                  float *logits);
+/** Back to position 0 (caches cleared); the compiled step is kept. */
+AM_API void am_llm_session_reset(am_llm_session *s);
+AM_API int64_t am_llm_session_position(const am_llm_session *s);
+AM_API am_compile_stats am_llm_session_stats(const am_llm_session *s);
+
+/* ======================================================================
+ *  Conversion
+ * ====================================================================== */
+
+/** Progress: `done` of `total` tensors written, `name` the current one. */
+typedef void (*am_llm_progress_fn)(void *user, int64_t done, int64_t total,
+                                   const char *name);
+/** Converts the checkpoint in `src` (HF or MLX layout) to MLX layout in
+ * `dst` (created if needed): sanitized, quantized with `quant` unless it
+ * is NULL (mlx-lm's convert rules: linear layers and the embedding whose
+ * input dim divides the group size; router gates at 8 bits), with config.json
+ * (quantization block added) and the tokenizer files copied. */
+AM_API AM_NODISCARD am_status am_llm_convert(const char *src, const char *dst,
+                                             const am_llm_quant *quant,
+                                             am_llm_progress_fn progress,
+                                             void *user);
 
 #ifdef __cplusplus
 }
