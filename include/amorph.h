@@ -1013,6 +1013,12 @@ typedef struct am_compile_options {
   int n_state;      /* the last n_state inputs are state the call consumes
                        (their buffers may be updated in place) and the last
                        n_state outputs are the new state                   */
+  bool constant_literals; /* every literal size fn passes to an op (reshape,
+                       unflatten, broadcast_to, ...) is a constant of fn,
+                       never a captured input size: no guards are placed,
+                       so a literal that happens to equal an input size
+                       costs no re-trace when that input changes (a model
+                       whose head counts and dims are its config's)       */
 } am_compile_options;
 
 /** Counters of one compiled function. */

@@ -534,7 +534,7 @@ static am_status trace(am_compiled f, am_arr *const *in, bool key_shapes,
         e->key_shapes = true;
         if (!e->shape_dep_op) e->shape_dep_op = e->nodes[k].prim->name;
       }
-      s = add_guards_for(e, k, &gcap);
+      if (!f->o.constant_literals) s = add_guards_for(e, k, &gcap);
     }
   }
   if (!s) s = plan_lifetimes(e);
