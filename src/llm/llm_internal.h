@@ -74,6 +74,11 @@ struct am_llm_model {
   am_llm_linear lm_head; /* the embedding when tied */
   am_kernel gated_delta;
   bool owns_arrays; /* the weights are references of the model's own */
+  /* every weight under its MLX-layout name (handles borrowed from above) */
+  int64_t n_named, cap_named;
+  char **names;
+  am_array *named;
+  am_llm_quant *named_q; /* for "<path>.scales": the linear's quantization */
   am_llm_model_info info;
   char dir[4096];
 };

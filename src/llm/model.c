@@ -39,6 +39,7 @@ typedef struct loader {
 } loader;
 
 static bool failed(loader *L) { return L->s != AM_OK; }
+static void reg(loader *L, const char *name, am_array x);
 
 #define LD_FAIL(L, st, ...)                                                    \
   do {                                                                         \
@@ -185,7 +186,9 @@ static am_array get_vec(loader *L, const char *mlx, int64_t n, bool centred,
   am_array x = get(L, mlx, &n, 1, lo, hi);
   if (!x) return NULL;
   am_array y = am_astype(x, AM_F32);
-  return L->hf && centred ? am_add(y, am_float(1.0)) : y;
+  if (L->hf && centred) y = am_add(y, am_float(1.0));
+  reg(L, mlx, y);
+  return y;
 }
 
 static am_array get_norm(loader *L, const char *mlx, int64_t n) {
@@ -257,7 +260,43 @@ static const am_llm_quant *quantize_for(loader *L, const char *path,
   return q;
 }
 
-static void account(loader *L, am_llm_linear *l, int64_t E) {
+/* Records a weight under its MLX-layout name (for am_llm_convert). */
+static void reg(loader *L, const char *name, am_array x) {
+  am_llm_model *m = L->m;
+  if (!x || failed(L)) return;
+  if (m->n_named == m->cap_named) {
+    int64_t c = m->cap_named ? 2 * m->cap_named : 256;
+    char **nn = realloc(m->names, (size_t)c * sizeof *nn);
+    if (nn) m->names = nn;
+    am_array *na = realloc(m->named, (size_t)c * sizeof *na);
+    if (na) m->named = na;
+    am_llm_quant *nq = realloc(m->named_q, (size_t)c * sizeof *nq);
+    if (nq) m->named_q = nq;
+    if (!nn || !na || !nq) {
+      LD_FAIL(L, AM_ERR_OOM, "out of memory");
+      return;
+    }
+    m->cap_named = c;
+  }
+  m->names[m->n_named] = strdup(name);
+  if (!m->names[m->n_named]) {
+    LD_FAIL(L, AM_ERR_OOM, "out of memory");
+    return;
+  }
+  m->named_q[m->n_named] = (am_llm_quant){0};
+  m->named[m->n_named++] = x;
+}
+
+static void account(loader *L, const char *path, am_llm_linear *l,
+                    int64_t E) {
+  char name[600];
+  snprintf(name, sizeof name, "%s.weight", path);
+  reg(L, name, l->w);
+  snprintf(name, sizeof name, "%s.scales", path);
+  reg(L, name, l->scales);
+  if (l->quantized && !failed(L)) L->m->named_q[L->m->n_named - 1] = l->q;
+  snprintf(name, sizeof name, "%s.biases", path);
+  reg(L, name, l->biases);
   am_llm_model_info *I = &L->m->info;
   int64_t params = l->out * l->in * (E ? E : 1);
   int64_t bytes = 0;
@@ -309,7 +348,7 @@ static am_llm_linear get_linear(loader *L, const char *path, int64_t E,
       cat(name, sizeof name, path, ".biases");
       l.biases = get(L, name, sh, nd, 0, 0);
     }
-    if (!failed(L)) account(L, &l, E);
+    if (!failed(L)) account(L, path, &l, E);
     return l;
   }
 
@@ -330,7 +369,7 @@ static am_llm_linear get_linear(loader *L, const char *path, int64_t E,
     am_array b = am_full(sh, nd, -a, AM_BF16);
     l.scales = s;
     l.biases = b;
-    account(L, &l, E);
+    account(L, path, &l, E);
     return l;
   }
 
@@ -358,7 +397,7 @@ static am_llm_linear get_linear(loader *L, const char *path, int64_t E,
   } else {
     l.w = w;
   }
-  account(L, &l, E);
+  account(L, path, &l, E);
   return l;
 }
 
@@ -416,6 +455,7 @@ static void load_gdn(loader *L, am_llm_gdn *g, const char *p,
   if (w) {
     /* [C, 1, K] and [C, K, 1] hold the same bytes: a reshape */
     g->conv_w = am_reshape(w, cs, 3);
+    reg(L, n, g->conv_w);
     L->m->info.n_params += d->C * d->K;
     L->m->info.weight_bytes +=
         d->C * d->K * (int64_t)am_dtype_size(am_array_dtype(g->conv_w));
@@ -581,6 +621,11 @@ static am_status materialize(am_llm_model *m) {
 void am_llm_model_free(am_llm_model *m) {
   if (!m) return;
   if (m->owns_arrays) each_array(m, free_one, NULL);
+  for (int64_t i = 0; i < m->n_named; i++)
+    free(m->names[i]);
+  free(m->names);
+  free(m->named);
+  free(m->named_q);
   free(m->layers);
   am_kernel_free(m->gated_delta);
   am_llm_config_free(m->cfg);
