@@ -38,8 +38,9 @@ static char *read_file(const char *path, size_t *len) {
 
 static am_status write_file(const char *path, const char *data, size_t len) {
   FILE *f = fopen(path, "wb");
-  if (!f) return am_set_error(AM_ERR_IO, "convert: cannot write %s: %s", path,
-                              strerror(errno));
+  if (!f)
+    return am_set_error(AM_ERR_IO, "convert: cannot write %s: %s", path,
+                        strerror(errno));
   bool ok = fwrite(data, 1, len, f) == len;
   ok &= fclose(f) == 0;
   return ok ? AM_OK
@@ -54,8 +55,7 @@ static am_status write_config(const char *src, const char *dst,
   snprintf(path, sizeof path, "%s/config.json", src);
   size_t len;
   char *text = read_file(path, &len);
-  if (!text)
-    return am_set_error(AM_ERR_IO, "convert: cannot read %s", path);
+  if (!text) return am_set_error(AM_ERR_IO, "convert: cannot read %s", path);
   cJSON *root = cJSON_ParseWithLength(text, len);
   free(text);
   if (!root) return am_set_error(AM_ERR_IO, "convert: %s is not JSON", path);
@@ -197,9 +197,9 @@ am_status am_llm_convert(const char *src, const char *dst,
   if (!s)
     s = write_config(src, dst, m,
                      quant ? &q : (m->cfg->quantized ? &m->cfg->quant : NULL));
-  static const char *extra[] = {"tokenizer.json", "tokenizer_config.json",
-                                "generation_config.json",
-                                "special_tokens_map.json", "chat_template.jinja"};
+  static const char *extra[] = {
+      "tokenizer.json", "tokenizer_config.json", "generation_config.json",
+      "special_tokens_map.json", "chat_template.jinja"};
   for (size_t i = 0; !s && i < sizeof extra / sizeof *extra; i++)
     s = copy_if_present(src, dst, extra[i]);
   am_llm_model_free(m);

@@ -58,8 +58,8 @@ static am_array moe(const am_llm_model *m, const am_llm_moe *e, am_array x) {
     scores = am_div(scores, am_sum(scores, (int[]){-1}, 1, true));
   am_array xe = am_expand_dims(x, (int[]){-2, -3}, 2); /* [B, T, 1, 1, D] */
   am_array h = swiglu(experts(&e->gate, xe, inds), experts(&e->up, xe, inds));
-  am_array y = experts(&e->down, h, inds);           /* [B, T, k, 1, D] */
-  y = am_squeeze(y, (int[]){-2}, 1);                   /* [B, T, k, D]    */
+  am_array y = experts(&e->down, h, inds); /* [B, T, k, 1, D] */
+  y = am_squeeze(y, (int[]){-2}, 1);       /* [B, T, k, D]    */
   scores = am_expand_dims(cast(scores, am_array_dtype(y)), (int[]){-1}, 1);
   y = am_sum(am_mul(y, scores), (int[]){-2}, 1, false); /* [B, T, D] */
   if (e->has_shared) {
@@ -80,17 +80,17 @@ static am_array gdn(const am_llm_model *m, const am_llm_gdn *g, am_array x,
   am_array q, k, v, z, b, a;
   if (c->arch == AM_ARCH_QWEN3_NEXT) {
     /* grouped by key head: [q Dk | k Dk | v r*Dv | z r*Dv] per head */
-    am_array qkvz = am_unflatten(LINEAR(g->qkvz, x), -1,
-                                 (int64_t[]){d.Hk, -1}, 2); /* [B,T,Hk,.] */
+    am_array qkvz = am_unflatten(LINEAR(g->qkvz, x), -1, (int64_t[]){d.Hk, -1},
+                                 2); /* [B,T,Hk,.] */
     am_array p[4];
-    (void)am_split_at(qkvz, (int64_t[]){d.Dk, 2 * d.Dk, 2 * d.Dk + r * d.Dv},
-                      3, -1, p);
+    (void)am_split_at(qkvz, (int64_t[]){d.Dk, 2 * d.Dk, 2 * d.Dk + r * d.Dv}, 3,
+                      -1, p);
     q = am_flatten(p[0], -2, -1); /* [B, T, Hk*Dk] */
     k = am_flatten(p[1], -2, -1);
     v = am_flatten(p[2], -2, -1); /* [B, T, Hv*Dv] (head 2g+i) */
     z = am_unflatten(am_flatten(p[3], -2, -1), -1, (int64_t[]){d.Hv, d.Dv}, 2);
-    am_array ba = am_unflatten(LINEAR(g->ba, x), -1, (int64_t[]){d.Hk, 2 * r},
-                               2);
+    am_array ba =
+        am_unflatten(LINEAR(g->ba, x), -1, (int64_t[]){d.Hk, 2 * r}, 2);
     am_array bp[2];
     (void)am_split(ba, 2, -1, bp);
     b = am_flatten(bp[0], -2, -1); /* [B, T, Hv] */
@@ -98,8 +98,7 @@ static am_array gdn(const am_llm_model *m, const am_llm_gdn *g, am_array x,
   } else {
     am_array qkv = LINEAR(g->qkv, x); /* already [q | k | v] */
     am_array p[3];
-    (void)am_split_at(qkv, (int64_t[]){d.Hk * d.Dk, 2 * d.Hk * d.Dk}, 2, -1,
-                      p);
+    (void)am_split_at(qkv, (int64_t[]){d.Hk * d.Dk, 2 * d.Hk * d.Dk}, 2, -1, p);
     q = p[0], k = p[1], v = p[2];
     z = am_unflatten(LINEAR(g->z, x), -1, (int64_t[]){d.Hv, d.Dv}, 2);
     b = LINEAR(g->b, x);
@@ -138,8 +137,8 @@ static am_array gdn(const am_llm_model *m, const am_llm_gdn *g, am_array x,
 /* §4: attention over the cache. kc, vc [B, Hkv, cap, hd] hold positions
  * [0, offset); this call's keys go to [offset, offset + T) in place. */
 static am_array attention(const am_llm_model *m, const am_llm_attn *at,
-                          am_array x, am_array offset, am_array kc,
-                          am_array vc, am_array *new_k, am_array *new_v) {
+                          am_array x, am_array offset, am_array kc, am_array vc,
+                          am_array *new_k, am_array *new_v) {
   const am_llm_config *c = m->cfg;
   am_llm_dims d = am_llm_dims_of(c);
   bool gated = c->arch != AM_ARCH_QWEN3_MOE;
@@ -167,7 +166,7 @@ static am_array attention(const am_llm_model *m, const am_llm_attn *at,
   *new_v = am_dynamic_slice_update(vc, cast(v, m->dtype), start, (int[]){2}, 1);
   /* causal with q_offset: slots past offset + T are never read */
   am_array o = am_sdpa(q, *new_k, *new_v, (float)(1.0 / sqrt((double)d.hd)),
-                       NULL, true, offset); /* [B, Hq, T, hd] */
+                       NULL, true, offset);     /* [B, Hq, T, hd] */
   o = am_flatten(am_swapaxes(o, 1, 2), -2, -1); /* [B, T, Hq*hd] */
   if (gate) o = am_mul(o, am_sigmoid(gate));
   return LINEAR(at->o, cast(o, m->dtype));

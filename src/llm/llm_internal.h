@@ -26,11 +26,11 @@ typedef struct am_llm_linear {
  * head (qkvz) and b, a likewise (ba); Qwen3.5 keeps them flat (qkv, z, b,
  * a). */
 typedef struct am_llm_gdn {
-  am_llm_linear qkvz, ba;      /* qwen3_next   */
-  am_llm_linear qkv, z, b, a;  /* qwen3_5_moe  */
-  am_array conv_w;             /* [C, K, 1] depthwise                  */
-  am_array A_log, dt_bias;     /* [Hv] float32                         */
-  am_array norm_w;             /* [Dv] gated RMSNorm (not zero-centred) */
+  am_llm_linear qkvz, ba;     /* qwen3_next   */
+  am_llm_linear qkv, z, b, a; /* qwen3_5_moe  */
+  am_array conv_w;            /* [C, K, 1] depthwise                  */
+  am_array A_log, dt_bias;    /* [Hv] float32                         */
+  am_array norm_w;            /* [Dv] gated RMSNorm (not zero-centred) */
   am_llm_linear out;
 } am_llm_gdn;
 
@@ -88,8 +88,8 @@ am_llm_config *am_llm_config_clone(const am_llm_config *g);
 
 /* Sizes the forward pass uses, from the config. */
 typedef struct am_llm_dims {
-  int64_t D, V, Hq, Hkv, hd, rot;       /* attention                  */
-  int64_t Hk, Hv, Dk, Dv, K, C;          /* DeltaNet: C = conv channels */
+  int64_t D, V, Hq, Hkv, hd, rot; /* attention                  */
+  int64_t Hk, Hv, Dk, Dv, K, C;   /* DeltaNet: C = conv channels */
   int64_t E, topk;
 } am_llm_dims;
 am_llm_dims am_llm_dims_of(const am_llm_config *c);

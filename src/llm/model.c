@@ -38,7 +38,9 @@ typedef struct loader {
   am_status s;
 } loader;
 
-static bool failed(loader *L) { return L->s != AM_OK; }
+static bool failed(loader *L) {
+  return L->s != AM_OK;
+}
 static void reg(loader *L, const char *name, am_array x);
 
 #define LD_FAIL(L, st, ...)                                                    \
@@ -108,8 +110,9 @@ static bool check_shape(loader *L, const char *name, am_array x,
     char want[128], got[128];
     shape_str(shape, ndim, want, sizeof want);
     shape_str(am_array_shape(x), am_array_ndim(x), got, sizeof got);
-    LD_FAIL(L, AM_ERR_SHAPE, "%s: tensor '%s' has shape %s, the config implies %s",
-            L->where, name, got, want);
+    LD_FAIL(L, AM_ERR_SHAPE,
+            "%s: tensor '%s' has shape %s, the config implies %s", L->where,
+            name, got, want);
   }
   return ok;
 }
@@ -241,8 +244,8 @@ static am_array hf_experts(loader *L, const char *path, int64_t E, int64_t out,
 /* Quantization of the linear at `path` when quantizing (on load or for a
  * random model), or NULL to keep it float: mlx-lm's rules (input dim a
  * multiple of the group; router gates at 8 bits). */
-static const am_llm_quant *quantize_for(loader *L, const char *path,
-                                        int64_t in, am_llm_quant *tmp) {
+static const am_llm_quant *quantize_for(loader *L, const char *path, int64_t in,
+                                        am_llm_quant *tmp) {
   const am_llm_quant *q = NULL;
   if (L->opts->quantize) {
     *tmp = L->opts->quant;
@@ -287,8 +290,7 @@ static void reg(loader *L, const char *name, am_array x) {
   m->named[m->n_named++] = x;
 }
 
-static void account(loader *L, const char *path, am_llm_linear *l,
-                    int64_t E) {
+static void account(loader *L, const char *path, am_llm_linear *l, int64_t E) {
   char name[600];
   snprintf(name, sizeof name, "%s.weight", path);
   reg(L, name, l->w);
@@ -385,8 +387,8 @@ static am_llm_linear get_linear(loader *L, const char *path, int64_t E,
   if (q) {
     am_array outs[3];
     if (am_quantize(w, q->group_size, q->bits, q->mode, NULL, outs)) {
-      LD_FAIL(L, AM_ERR_INVALID_ARG, "%s: quantizing '%s': %s", L->where,
-              path, am_last_error());
+      LD_FAIL(L, AM_ERR_INVALID_ARG, "%s: quantizing '%s': %s", L->where, path,
+              am_last_error());
       return l;
     }
     l.quantized = true;
@@ -577,7 +579,8 @@ static void each_array(am_llm_model *m, void (*fn)(am_array *, void *),
       fn(arrs[j], u);
   }
   am_llm_linear *top[] = {&m->embed, &m->lm_head};
-  for (int j = 0; j < (m->lm_head.w == m->embed.w ? 1 : 2); j++) {
+  int ntop = m->lm_head.w == m->embed.w ? 1 : 2; /* before fn changes them */
+  for (int j = 0; j < ntop; j++) {
     fn(&top[j]->w, u);
     fn(&top[j]->scales, u);
     fn(&top[j]->biases, u);
@@ -647,7 +650,8 @@ static void detect_layout(loader *L) {
   int64_t n = am_safetensors_count(L->st);
   for (int64_t i = 0; i < n; i++) {
     const char *k = am_safetensors_name(L->st, i);
-    if (!strncmp(k, "model.language_model.", 21)) L->hf = L->hf_lm_prefix = true;
+    if (!strncmp(k, "model.language_model.", 21))
+      L->hf = L->hf_lm_prefix = true;
     if (strstr(k, ".mlp.experts.")) L->hf = true;
     const char *c = strstr(k, "linear_attn.conv1d.weight");
     if (c && !c[25]) {
@@ -693,8 +697,8 @@ static am_status build(am_llm_config *cfg, am_safetensors *st, uint64_t seed,
   m->cfg = cfg;
   m->dtype = dt;
   snprintf(m->dir, sizeof m->dir, "%s", where);
-  loader L = {.m = m, .cfg = cfg, .opts = opts, .st = st, .seed = seed,
-              .where = where};
+  loader L = {
+      .m = m, .cfg = cfg, .opts = opts, .st = st, .seed = seed, .where = where};
   if (st) detect_layout(&L);
   m->info.hf_layout = L.hf;
 

@@ -37,13 +37,13 @@ struct am_llm_session {
   int64_t n_seen;
 };
 
-static am_status step_fn(void *ctx, const am_array *in, int n_in,
-                         am_array *out, int n_out) {
+static am_status step_fn(void *ctx, const am_array *in, int n_in, am_array *out,
+                         int n_out) {
   am_llm_session *s = ctx;
   (void)n_in, (void)n_out;
   bool all = s->o.all_logits;
-  am_array logits = am_llm_forward(s->m, in[0], in[1], in + N_IN_FIXED,
-                                   out + 2, all);
+  am_array logits =
+      am_llm_forward(s->m, in[0], in[1], in + N_IN_FIXED, out + 2, all);
   am_array last =
       all ? am_squeeze(am_slice_axis(logits, 1, -1, AM_END, 1), (int[]){1}, 1)
           : logits; /* [B, V] */
@@ -106,7 +106,8 @@ am_status am_llm_session_new(am_llm_model *m, const am_llm_session_opts *o,
     return am_set_error(AM_ERR_INVALID_ARG, "am_llm_session_new: out is NULL");
   *out = NULL;
   if (!m)
-    return am_set_error(AM_ERR_INVALID_ARG, "am_llm_session_new: model is NULL");
+    return am_set_error(AM_ERR_INVALID_ARG,
+                        "am_llm_session_new: model is NULL");
   am_llm_session *s = calloc(1, sizeof *s);
   if (!s) return am_set_error(AM_ERR_OOM, "am_llm_session_new: out of memory");
   s->m = m;
@@ -122,20 +123,19 @@ am_status am_llm_session_new(am_llm_model *m, const am_llm_session_opts *o,
                         ">= 0, 0 <= top_p, min_p <= 1, top_k >= 0, penalty >= "
                         "0)");
   }
-  s->max_ctx = s->o.max_context > 0 ? s->o.max_context
-                                    : m->cfg->max_position_embeddings;
+  s->max_ctx =
+      s->o.max_context > 0 ? s->o.max_context : m->cfg->max_position_embeddings;
   if (s->max_ctx <= 0) s->max_ctx = 32768;
   s->R = s->o.sampler.repetition_context > 0 ? s->o.sampler.repetition_context
                                              : 20;
   s->n_state = am_llm_n_state(m);
   s->state = calloc((size_t)s->n_state, sizeof *s->state);
   s->recent = malloc((size_t)s->R * sizeof *s->recent);
-  am_compile_options co = {.shapeless = true,
-                           .n_state = s->n_state,
-                           .constant_literals = true};
+  am_compile_options co = {
+      .shapeless = true, .n_state = s->n_state, .constant_literals = true};
   if (s->state && s->recent && !s->o.no_compile)
-    s->step = am_compile(step_fn, s, N_IN_FIXED + s->n_state, 2 + s->n_state,
-                         &co);
+    s->step =
+        am_compile(step_fn, s, N_IN_FIXED + s->n_state, 2 + s->n_state, &co);
   am_status st = AM_OK;
   if (!s->state || !s->recent || (!s->o.no_compile && !s->step))
     st = am_set_error(AM_ERR_OOM, "am_llm_session_new: out of memory");
@@ -203,8 +203,8 @@ static am_status run_chunk(am_llm_session *s, const int32_t *tokens, int64_t T,
     return am_set_error(AM_ERR_OOM, "session: out of memory");
   }
   for (int i = 0; i < s->R; i++) /* oldest first; -1 = empty */
-    rec[i] = i < s->R - s->n_seen ? -1
-                                  : s->recent[(s->n_seen - s->R + i) % s->R];
+    rec[i] =
+        i < s->R - s->n_seen ? -1 : s->recent[(s->n_seen - s->R + i) % s->R];
   inp[0] = am_array_new_data(tokens, (int64_t[]){1, T}, 2, AM_I32);
   inp[1] = am_scalar((double)s->pos, AM_I32);
   inp[2] = am_array_new_data(key, (int64_t[]){2}, 1, AM_U32);
@@ -261,8 +261,7 @@ am_status am_llm_session_feed(am_llm_session *s, const int32_t *tokens,
     return am_set_error(AM_ERR_INVALID_ARG,
                         "am_llm_session_feed: %lld tokens at position %lld "
                         "exceed the context of %lld",
-                        (long long)n, (long long)s->pos,
-                        (long long)s->max_ctx);
+                        (long long)n, (long long)s->pos, (long long)s->max_ctx);
   am_status st = AM_OK;
   if (!s->state[0]) st = state_init(s, s->cap); /* after a failed call */
   int64_t V = c->vocab_size;
