@@ -383,8 +383,9 @@ static void check_ref(am_llm_model *m, const char *label, const char *path,
   am_safetensors_free(st);
 }
 
-/* Every ref*.safetensors in tests/data/models/<name>/ against the model
- * in that directory (or in `weights` when the refs sit apart from it). */
+/* Every ref_*.safetensors (transformers) and mlx_*.safetensors (mlx-lm) in
+ * tests/data/models/<name>/ against the model in that directory (or in
+ * `weights` when the refs sit apart from it). */
 static int test_refs(const char *dir, const char *weights, double tol) {
   DIR *d = opendir(dir);
   if (!d) return 0;
@@ -394,8 +395,8 @@ static int test_refs(const char *dir, const char *weights, double tol) {
   int n = 0;
   struct dirent *e;
   while (!s && (e = readdir(d))) {
-    if (strncmp(e->d_name, "ref", 3) || !strstr(e->d_name, ".safetensors"))
-      continue;
+    bool ref = !strncmp(e->d_name, "ref_", 4) || !strncmp(e->d_name, "mlx_", 4);
+    if (!ref || !strstr(e->d_name, ".safetensors")) continue;
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     check_ref(m, dir + strlen("data/models/"), path, tol);
