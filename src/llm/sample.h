@@ -50,10 +50,11 @@ am_array am_llm_sample_probs(am_array logits, const am_llm_sampler *p,
 
 /* mx.random.key(seed): {seed >> 32, seed & 0xffffffff}. */
 void am_llm_key_from_seed(uint64_t seed, uint32_t key[2]);
-/* One step of MLX's key sequence (mx.random.seed + one draw): split
- * `state` as mx.random.split does, state <- first half, key <- second.
- * Seeded with am_llm_key_from_seed, the keys are those mlx-lm's draws use
- * after mx.random.seed(seed). */
+/* One step of MLX's global key sequence: split `state` as
+ * mx.random.split does, state <- first half, key <- second. Started from
+ * am_llm_key_from_seed(seed), the keys are those successive
+ * mx.random.categorical calls use after mx.random.seed(seed) (as in
+ * mlx-lm's generation), so with no filter the draws match. */
 am_status am_llm_key_next(uint32_t state[2], uint32_t key[2]);
 
 #endif
