@@ -745,6 +745,15 @@ AM_API am_array am_quantized_matmul(am_array x, am_array wq, am_array scales,
                                     am_array biases, bool transpose,
                                     int group_size, int bits,
                                     am_quant_mode mode);
+/** Precision of float32 x against affine 4-bit weights. By default, on
+ * CPUs with AVX512-VNNI, the fused kernels round x per quantization group
+ * to 16-bit integers (relative error at most 2^-16 of the group's largest
+ * |x|, far below the weights' own 4-bit error; llama.cpp rounds
+ * activations to 8 bits) and multiply in integers, about 1.5x faster than
+ * float32 products, which are arithmetic-bound on few cores. precise =
+ * true (or AM_QMM_PRECISE=1 in the environment) keeps float32 products.
+ * float16/bfloat16 x is never rounded further. */
+AM_API void am_set_qmm_precise(bool precise);
 /** Quantized matmul with matrix-level gather (MoE experts): x [..bx.., M,
  * K], w [..bw.., N, Kp] (transpose) with scales/biases of w's batch dims.
  * lhs_indices / rhs_indices (integer arrays, either may be NULL) hold flat

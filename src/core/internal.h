@@ -238,6 +238,7 @@ void am_prof_add(const char *name, double seconds);
 bool am_cpu_has_avx512(void);
 bool am_cpu_has_f16c(void);
 bool am_cpu_has_avx512bf16(void);
+bool am_cpu_has_avx512vnni(void);
 
 /** N-ary strided walk. Collapses dims where every operand is contiguous
  * along them; the callback gets one innermost row: count, per-operand

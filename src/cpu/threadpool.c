@@ -192,7 +192,7 @@ bool am_cpu_has_avx2(void) {
  * rejects "f16c" and "avx512bf16"): read CPUID directly. */
 /* CPUID traps to the hypervisor in a virtual machine (microseconds), and
  * kernels ask per call: the answers are cached (0 unknown, 1 no, 2 yes). */
-static _Atomic int has_f16c, has_bf16;
+static _Atomic int has_f16c, has_bf16, has_vnni;
 
 bool am_cpu_has_f16c(void) {
   int v = atomic_load_explicit(&has_f16c, memory_order_relaxed);
@@ -219,6 +219,21 @@ bool am_cpu_has_avx512bf16(void) {
   }
 #endif
   atomic_store_explicit(&has_bf16, r ? 2 : 1, memory_order_relaxed);
+  return r;
+}
+
+bool am_cpu_has_avx512vnni(void) {
+  int v = atomic_load_explicit(&has_vnni, memory_order_relaxed);
+  if (v) return v == 2;
+  bool r = false;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;
+  if (__get_cpuid_max(0, NULL) >= 7) {
+    __cpuid_count(7, 0, a, b, c, d);
+    r = am_cpu_has_avx512() && (c & (1u << 11));
+  }
+#endif
+  atomic_store_explicit(&has_vnni, r ? 2 : 1, memory_order_relaxed);
   return r;
 }
 

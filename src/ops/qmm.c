@@ -615,8 +615,7 @@ static am_status qmm_eval_common(const am_arr *x, const am_arr *w,
   float *xpown = NULL;
   am_q_prep_fn prep;
   if (!st && transpose &&
-      am_q_fused_simd(f, K, x->m.dtype == AM_BF16, &prep, &pb.gemv,
-                      &pb.gemv_rows)) {
+      am_q_fused_simd(f, K, x->m.dtype, &prep, &pb.gemv, &pb.gemv_rows)) {
     /* x rows in the fused GEMV's order, plus group sums (affine) */
     int64_t rows = pb.n_x * M, ng = K / f->gs;
     bool affine = f->mode == AM_QUANT_AFFINE;

@@ -29,6 +29,8 @@
 #ifndef QMM_ISA
 #include "quant_formats.h"
 
+#include <stdlib.h>
+
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -93,6 +95,22 @@ static bool use_bf16(void) {
   return (f == 0 || f >= 1024) && am_cpu_has_avx512() &&
          am_cpu_has_avx512bf16();
 }
+/* am_set_qmm_precise / AM_QMM_PRECISE: 0 unknown, 1 precise, 2 fast */
+static atomic_int g_precise;
+void am_set_qmm_precise(bool precise) {
+  atomic_store(&g_precise, precise ? 1 : 2);
+}
+static bool use_vnni(void) {
+  int p = atomic_load(&g_precise);
+  if (!p) {
+    const char *e = getenv("AM_QMM_PRECISE");
+    p = e && *e && *e != '0' ? 1 : 2;
+    atomic_store(&g_precise, p);
+  }
+  int f = atomic_load(&g_isa);
+  return p == 2 && (f == 0 || f >= 1024) && am_cpu_has_avx512() &&
+         am_cpu_has_avx512vnni();
+}
 static bool use2(void) {
   int f = atomic_load(&g_isa);
   return (f == 0 || f >= 2) && am_cpu_has_avx2();
@@ -114,13 +132,19 @@ am_q_dot44_fn am_q_dot44_simd(void) {
 
 /* AVX-512 steps over 32 codes, so it takes groups of 32 and more; nvfp4's
  * groups of 16 go to the AVX2 kernel (also fine on AVX-512 CPUs). */
-bool am_q_fused_simd(const am_qfmt *f, int64_t K, bool x_bf16,
+bool am_q_fused_simd(const am_qfmt *f, int64_t K, am_dtype xdt,
                      am_q_prep_fn *prep, am_q_gemv_fn *gemv, int *max_rows) {
   *max_rows = 4;
+  bool x_bf16 = xdt == AM_BF16;
   bool ok =
       !f->dense && (f->mode != AM_QUANT_AFFINE || f->bits == 4 || f->bits == 8);
   if (!ok) return false;
   bool aff4 = f->mode == AM_QUANT_AFFINE && f->bits == 4;
+  if (aff4 && K % 128 == 0 && xdt == AM_F32 && use_vnni()) {
+    *prep = prep4i;
+    *gemv = gemv4i;
+    return true;
+  }
   if (aff4 && K % 128 == 0 && use512()) {
     bool bf = x_bf16 && use_bf16();
     *prep = bf ? prep4l_bf16 : prep4l_f32;
@@ -148,6 +172,9 @@ bool am_q_fused_simd(const am_qfmt *f, int64_t K, bool x_bf16,
 #else /* not x86 */
 void am_qmm_set_isa(int isa) {
   (void)isa;
+}
+void am_set_qmm_precise(bool precise) {
+  (void)precise; /* the portable kernels are float32 throughout */
 }
 am_q_decode_fn am_q_decoder_simd(const am_qfmt *f) {
   (void)f;
@@ -948,6 +975,182 @@ gemv4l_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
 }
 #undef LANE_F32
 #undef LANE_BF16
+
+/* ---- affine 4-bit, integer dot products (AVX512-VNNI) ----
+ *
+ * The float kernels above spend three vector operations per 16 codes
+ * (place the code, convert, multiply-add): on 2 cores they are bound by
+ * arithmetic, not memory. Here x is rounded per group to int16 with its
+ * own scale (sx = max|x| / 32767: relative error <= 2^-16 of the group's
+ * largest element, far below 4-bit weights' own error) and one vpdpwssd
+ * multiplies 32 codes by 32 x values and adds pairs into 16 int32 lanes,
+ * exactly. A 64-byte block (128 codes, u16 lane i = codes 4i..4i+3) takes
+ * 4 (shift/and) extractions + 4 vpdpwssd per weight row, then one
+ * conversion and one multiply-add by the (weight scale x x scale) of each
+ * lane's group. int32 lane j gathers codes [8j, 8j + 8) (u16 lanes 2j,
+ * 2j + 1), as the float lanes do, so the group bookkeeping is shared.
+ * The bias term is b * sum(x) in float32, per group.
+ *
+ * prep4i writes, per 128-block, 4 runs of 32 int16 (x[b + 4i + k] for
+ * nibble k), then the ng group scales after the K int16 values. */
+#define KFNV                                                                   \
+  __attribute__((                                                              \
+      target("avx512f,avx512bw,avx512vl,avx512bf16,avx512vnni,fma,f16c")))
+
+static KFNV void prep4i(const float *x, int64_t K, int gs, float *xpv,
+                        float *xsum) {
+  int16_t *xp = (int16_t *)xpv;
+  float *sx = xpv + K / 2; /* after the K int16 values */
+  for (int64_t g = 0; g * gs < K; g++) {
+    float m = 0, s = 0;
+    for (int j = 0; j < gs; j++) {
+      float a = fabsf(x[g * gs + j]);
+      m = a > m ? a : m;
+      s += x[g * gs + j];
+    }
+    xsum[g] = s;
+    sx[g] = m > 0 && isfinite(m) ? m / 32767.0f : 0.0f;
+  }
+  for (int64_t b = 0; b < K; b += 128)
+    for (int k = 0; k < 4; k++)
+      for (int i = 0; i < 32; i++) {
+        int64_t e = b + 4 * i + k;
+        float d = sx[e / gs];
+        xp[b + 32 * k + i] = d > 0 ? (int16_t)lrintf(x[e] / d) : 0;
+      }
+}
+
+/* nibble k of each u16 lane */
+#define NIB16(v, k)                                                            \
+  ((k) == 3   ? _mm512_srli_epi16((v), 12)                                     \
+   : (k) == 0 ? _mm512_and_si512((v), _mm512_set1_epi16(0xF))                  \
+              : _mm512_and_si512(_mm512_srli_epi16((v), 4 * (k)),              \
+                                 _mm512_set1_epi16(0xF)))
+
+static __attribute__((always_inline)) inline KFNV void
+gemv4i_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
+           int64_t s_row, const char *b, int64_t b_row, int64_t K,
+           const float *const *xpf, const float *const *xs, int j0, int nw,
+           float *out, const int nr, const int nwb) {
+  int gs = f->gs;
+  int64_t ng = K / gs;
+  size_t ses = am_dtype_size(f->sdt), bes = am_dtype_size(f->bdt);
+  const __m512i gidx = _mm512_srli_epi32(
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+                                          4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(8)),
+      gs == 32   ? 5
+      : gs == 64 ? 6
+                 : 7);
+  const uint8_t *wj[4];
+  const float *sxr[4];
+  __m512 acc[4][4];
+#pragma GCC unroll 4
+  for (int r = 0; r < nr; r++)
+    sxr[r] = xpf[r] + K / 2;
+#pragma GCC unroll 4
+  for (int q = 0; q < nwb; q++) {
+    wj[q] = w + (j0 + q) * w_row;
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+      acc[q][r] = _mm512_setzero_ps();
+  }
+  for (int64_t g0 = 0; g0 < ng; g0 += 16) {
+    int64_t gn = ng - g0 < 16 ? ng - g0 : 16;
+    __mmask16 gm = (__mmask16)((1u << gn) - 1u);
+    __m512 sqx[4][4], xsv[4], sxv[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+      xsv[r] = _mm512_maskz_loadu_ps(gm, xs[r] + g0);
+      sxv[r] = _mm512_maskz_loadu_ps(gm, sxr[r] + g0);
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < nwb; q++) {
+      const char *sj = s + (j0 + q) * s_row + g0 * (int64_t)ses,
+                 *bj = b + (j0 + q) * b_row + g0 * (int64_t)bes;
+      _mm_prefetch(sj + nwb * s_row, _MM_HINT_T0);
+      _mm_prefetch(bj + nwb * b_row, _MM_HINT_T0);
+      __m512 sq = ld_f32_512(sj, f->sdt, gm), bq = ld_f32_512(bj, f->bdt, gm);
+#pragma GCC unroll 4
+      for (int r = 0; r < nr; r++) {
+        acc[q][r] = _mm512_fmadd_ps(bq, xsv[r], acc[q][r]);
+        sqx[q][r] = _mm512_mul_ps(sq, sxv[r]);
+      }
+    }
+    int64_t c0 = g0 * gs, c1 = c0 + gn * gs, gb = 0, gstep = 128 / gs;
+    for (int64_t c = c0; c < c1; c += 128, gb += gstep) {
+      __m512i v[4], t[4][4];
+#pragma GCC unroll 4
+      for (int q = 0; q < nwb; q++) {
+        v[q] = _mm512_loadu_si512((const void *)(wj[q] + c / 2));
+        _mm_prefetch((const char *)(wj[q] + c / 2) + nwb * w_row, _MM_HINT_T1);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+          t[q][r] = _mm512_setzero_si512();
+      }
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; k++) {
+        __m512i xv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+          xv[r] = _mm512_loadu_si512(
+              (const void *)((const int16_t *)xpf[r] + c + 32 * k));
+#pragma GCC unroll 4
+        for (int q = 0; q < nwb; q++) {
+          __m512i qv = NIB16(v[q], k);
+#pragma GCC unroll 4
+          for (int r = 0; r < nr; r++)
+            t[q][r] = _mm512_dpwssd_epi32(t[q][r], qv, xv[r]);
+        }
+      }
+      __m512i pi = _mm512_add_epi32(gidx, _mm512_set1_epi32((int)gb));
+#pragma GCC unroll 4
+      for (int q = 0; q < nwb; q++)
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+          acc[q][r] =
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[q][r]),
+                              _mm512_permutexvar_ps(pi, sqx[q][r]), acc[q][r]);
+    }
+  }
+  for (int q = 0; q < nwb; q++)
+    for (int r = 0; r < nr; r++)
+      out[r * nw + j0 + q] = _mm512_reduce_add_ps(acc[q][r]);
+}
+
+static __attribute__((always_inline)) inline KFNV void
+gemv4i_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
+         int64_t s_row, const char *b, int64_t b_row, int64_t K,
+         const float *const *xpf, const float *const *xs, int nw, float *out,
+         const int nr) {
+  const int nwb = nr <= 2 ? 4 : 2;
+  int j = 0;
+  for (; j + nwb <= nw; j += nwb)
+    gemv4i_blk(f, w, w_row, s, s_row, b, b_row, K, xpf, xs, j, nw, out, nr,
+               nwb);
+  for (; j < nw; j++)
+    gemv4i_blk(f, w, w_row, s, s_row, b, b_row, K, xpf, xs, j, nw, out, nr, 1);
+}
+#undef NIB16
+
+static KFNV void gemv4i(const am_qfmt *f, const uint8_t *w, int64_t w_row,
+                        const char *s, int64_t s_row, const char *b,
+                        int64_t b_row, int64_t K, const float *const *xp,
+                        const float *const *xs, int nr, int nw, float *out) {
+  switch (nr) {
+  case 1:
+    gemv4i_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 1);
+    break;
+  case 2:
+    gemv4i_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 2);
+    break;
+  case 3:
+    gemv4i_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 3);
+    break;
+  default:
+    gemv4i_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 4);
+  }
+}
 
 #define GEMV4L_CASE(n, bf)                                                     \
   case n:                                                                      \

@@ -366,10 +366,11 @@ am_q_dot_fn am_q_dot_simd(void);
 am_q_axpy_fn am_q_axpy_simd(void);
 am_q_dot44_fn am_q_dot44_simd(void);
 /** The fused GEMV for f (affine 4/8 bits, mxfp4, mxfp8, nvfp4), or false
- * when there is none for it on this CPU (rows of K elements). x_bf16: x holds
- * bfloat16 values exactly, so a bfloat16 dot-product kernel may be used (prep
- * then writes bfloat16 elements). */
-bool am_q_fused_simd(const am_qfmt *f, int64_t K, bool x_bf16,
+ * when there is none for it on this CPU (rows of K elements). xdt: x's
+ * dtype: bfloat16 values allow a bfloat16 dot-product kernel (prep then
+ * writes bfloat16 elements), float32 ones the 16-bit integer kernel
+ * (unless am_set_qmm_precise). */
+bool am_q_fused_simd(const am_qfmt *f, int64_t K, am_dtype xdt,
                      am_q_prep_fn *prep, am_q_gemv_fn *gemv, int *max_rows);
 
 /** Test switch: the instruction set the kernels may use: 0 the best one
