@@ -431,6 +431,7 @@ static void test_iter_collapse(void) {
 static void test_profile(void) {
   am_profile_enable(true);
   am_profile_reset();
+  am_scope_push();
   am_array a = am_ones((int64_t[]){4}, 1, AM_F32);
   am_array b = am_exp(am_neg(a));
   CHECK(!am_eval(&b, 1), "%s", am_last_error());
@@ -449,9 +450,7 @@ static void test_profile(void) {
   const char *e = strstr(buf, "\nexp ");
   CHECK(e && strtol(e + 5, NULL, 10) == 1, "profile table:\n%s", buf);
   CHECK(strstr(buf, "\nneg ") != NULL, "neg missing:\n%s", buf);
-  am_array_free(a);
-  am_array_free(b);
-  am_array_free(c);
+  am_scope_pop();
 }
 
 int main(void) {

@@ -967,16 +967,29 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
     /* Reuse the entry's spare metas buffer: replays then allocate nothing
      * here (a fresh one would be a page-faulting mmap for big tapes). */
     m = atomic_exchange(&e->spare, NULL);
-    if (!m) m = malloc((size_t)e->n_values * sizeof *m);
+    /* one extra meta: ndim 1 marks metas inferred in full (for the input
+     * shapes held in m[0..n_inputs)) */
+    if (!m) {
+      m = malloc((size_t)(e->n_values + 1) * sizeof *m);
+      if (m) m[e->n_values].ndim = 0;
+    }
     m_owner = e;
     atomic_fetch_add(&e->refs, 1); /* m goes back to it at the end */
     if (!m) {
       s = am_set_error(AM_ERR_OOM, "am_compiled_call: out of memory");
       goto done;
     }
+    /* The same shapes as the last replay (a decode loop): its metas hold. */
+    bool valid = m[e->n_values].ndim == 1;
+    for (int i = 0; valid && i < e->n_inputs; i++)
+      valid = m[i].ndim == in[i]->m.ndim &&
+              !memcmp(m[i].shape, in[i]->m.shape,
+                      (size_t)m[i].ndim * sizeof(int64_t));
     double t0 = now_s();
-    bool guard_broke;
-    s = reinfer(e, in, m, why, sizeof why, &guard_broke);
+    bool guard_broke = false;
+    m[e->n_values].ndim = 0;
+    s = valid ? AM_OK : reinfer(e, in, m, why, sizeof why, &guard_broke);
+    if (!s) m[e->n_values].ndim = 1;
     double dt = now_s() - t0;
     pthread_mutex_lock(&f->lock);
     f->st.reinfer_seconds += dt;
@@ -992,7 +1005,7 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
       s = AM_OK;
     } else if (s) {
       goto done;
-    } else {
+    } else if (!valid) {
       pthread_mutex_lock(&f->lock);
       f->st.reinfers++;
       pthread_mutex_unlock(&f->lock);
