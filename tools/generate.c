@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define CMD "generate"
@@ -406,8 +407,14 @@ static void print_report(const gen_ctx *g, const gen_times *t) {
             (double)t->steps / t->decode, (long long)t->steps, t->decode);
   else
     fprintf(stderr, "no decode steps\n");
-  fprintf(stderr, "peak memory: %s\n",
-          cli_bytes((double)am_memory_get_stats().peak_bytes, b, sizeof b));
+  struct rusage ru;
+  double rss = getrusage(RUSAGE_SELF, &ru) == 0 ? 1024.0 * ru.ru_maxrss : 0;
+  char r[32];
+  fprintf(stderr,
+          "peak memory: %s in arrays, %s resident (with mapped "
+          "weights)\n",
+          cli_bytes((double)am_memory_get_stats().peak_bytes, b, sizeof b),
+          cli_bytes(rss, r, sizeof r));
   if (g->n_unprintable)
     fprintf(stderr,
             "note: %lld generated ids have no token in tokenizer.json\n",
