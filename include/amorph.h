@@ -220,6 +220,14 @@ AM_API am_status am_array_print(am_array x, FILE *f);
 AM_API void am_set_num_threads(int n);
 AM_API int am_get_num_threads(void);
 
+/** Per-primitive timing of evaluation (eager and compiled), off by
+ * default; AM_PROFILE=1 in the environment turns it on and prints the
+ * table to stderr at exit. print: primitive, calls, total time, share,
+ * time per call, slowest first. */
+AM_API void am_profile_enable(bool on);
+AM_API void am_profile_reset(void);
+AM_API void am_profile_print(FILE *f);
+
 /** Buffer pool statistics: bytes currently allocated by arrays, bytes held
  * idle in the pool, and the count of fresh allocations since start. */
 typedef struct am_memory_stats {
@@ -1013,6 +1021,12 @@ typedef struct am_compile_options {
   int n_state;      /* the last n_state inputs are state the call consumes
                        (their buffers may be updated in place) and the last
                        n_state outputs are the new state                   */
+  bool constant_literals; /* every literal size fn passes to an op (reshape,
+                       unflatten, broadcast_to, ...) is a constant of fn,
+                       never a captured input size: no guards are placed,
+                       so a literal that happens to equal an input size
+                       costs no re-trace when that input changes (a model
+                       whose head counts and dims are its config's)       */
 } am_compile_options;
 
 /** Counters of one compiled function. */

@@ -427,7 +427,35 @@ static void test_iter_collapse(void) {
   CHECK(it.ndim == 3, "partial collapse: %d", it.ndim);
 }
 
+/* The profiler counts each evaluated primitive once per node. */
+static void test_profile(void) {
+  am_profile_enable(true);
+  am_profile_reset();
+  am_array a = am_ones((int64_t[]){4}, 1, AM_F32);
+  am_array b = am_exp(am_neg(a));
+  CHECK(!am_eval(&b, 1), "%s", am_last_error());
+  am_profile_enable(false);
+  am_array c = am_exp(b); /* not counted */
+  CHECK(!am_eval(&c, 1), "%s", am_last_error());
+  char buf[4096] = "";
+  FILE *f = tmpfile();
+  if (f) {
+    am_profile_print(f);
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+  }
+  const char *e = strstr(buf, "\nexp ");
+  CHECK(e && strtol(e + 5, NULL, 10) == 1, "profile table:\n%s", buf);
+  CHECK(strstr(buf, "\nneg ") != NULL, "neg missing:\n%s", buf);
+  am_array_free(a);
+  am_array_free(b);
+  am_array_free(c);
+}
+
 int main(void) {
+  test_profile();
   test_dtypes();
   test_half_conversions();
   test_creation_and_ownership();

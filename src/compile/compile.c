@@ -534,7 +534,7 @@ static am_status trace(am_compiled f, am_arr *const *in, bool key_shapes,
         e->key_shapes = true;
         if (!e->shape_dep_op) e->shape_dep_op = e->nodes[k].prim->name;
       }
-      s = add_guards_for(e, k, &gcap);
+      if (!f->o.constant_literals) s = add_guards_for(e, k, &gcap);
     }
   }
   if (!s) s = plan_lifetimes(e);
@@ -660,7 +660,9 @@ static am_status run_tape(const am_centry *e, am_arr *const *in,
       if (pinned(e, n, i, k)) am_arr_retain(ins[i]);
     }
     am_clear_error();
+    double t0 = am_prof_on ? am_prof_now() : 0;
     s = n->prim->eval_cpu(ins, n->n_in, outs, n->n_out, n->params);
+    if (am_prof_on) am_prof_add(n->prim->name, am_prof_now() - t0);
     if (s) {
       char msg[900];
       snprintf(msg, sizeof msg, "%s", am_last_error());
@@ -908,6 +910,7 @@ static am_centry *find_entry(am_compiled f, const am_meta *key,
 }
 
 am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
+  am_prof_init();
   if (!f || (f->n_in && !in_) || !out)
     return am_set_error(AM_ERR_INVALID_ARG, "am_compiled_call: NULL argument");
   am_arr *const *in = (am_arr *const *)in_;

@@ -144,7 +144,9 @@ static am_status run_node(am_node *nd) {
     }
   if (!s) {
     am_clear_error();
+    double t0 = am_prof_on ? am_prof_now() : 0;
     s = nd->prim->eval_cpu(nd->in, nd->n_in, outs, nd->n_out, nd->params);
+    if (am_prof_on) am_prof_add(nd->prim->name, am_prof_now() - t0);
     if (s) {
       char msg[1024];
       snprintf(msg, sizeof msg, "%s", am_last_error());
@@ -159,6 +161,7 @@ static am_status run_node(am_node *nd) {
 }
 
 am_status am_eval(am_array *xs, int n) {
+  am_prof_init();
   if (n < 0 || (n && !xs))
     return am_set_error(AM_ERR_INVALID_ARG, "am_eval: bad array list");
   for (int i = 0; i < n; i++) {

@@ -229,6 +229,12 @@ typedef void (*am_range_fn)(void *ctx, int64_t begin, int64_t end);
 void am_parallel_for(int64_t n, int64_t grain, am_range_fn fn, void *ctx);
 
 bool am_cpu_has_avx2(void);
+
+/* Per-primitive timing (profile.c): am_prof_on is read before each node. */
+extern bool am_prof_on;
+void am_prof_init(void);
+double am_prof_now(void);
+void am_prof_add(const char *name, double seconds);
 bool am_cpu_has_avx512(void);
 bool am_cpu_has_f16c(void);
 bool am_cpu_has_avx512bf16(void);

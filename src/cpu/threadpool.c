@@ -190,24 +190,36 @@ bool am_cpu_has_avx2(void) {
 
 /* Features some compilers' __builtin_cpu_supports does not know (clang 14
  * rejects "f16c" and "avx512bf16"): read CPUID directly. */
+/* CPUID traps to the hypervisor in a virtual machine (microseconds), and
+ * kernels ask per call: the answers are cached (0 unknown, 1 no, 2 yes). */
+static _Atomic int has_f16c, has_bf16;
+
 bool am_cpu_has_f16c(void) {
+  int v = atomic_load_explicit(&has_f16c, memory_order_relaxed);
+  if (v) return v == 2;
 #if defined(__x86_64__) || defined(__i386__)
   unsigned a, b, c, d;
-  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+  bool r = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 #else
-  return false;
+  bool r = false;
 #endif
+  atomic_store_explicit(&has_f16c, r ? 2 : 1, memory_order_relaxed);
+  return r;
 }
 
 bool am_cpu_has_avx512bf16(void) {
+  int v = atomic_load_explicit(&has_bf16, memory_order_relaxed);
+  if (v) return v == 2;
+  bool r = false;
 #if defined(__x86_64__) || defined(__i386__)
   unsigned a, b, c, d;
-  if (__get_cpuid_max(0, NULL) < 7) return false;
-  __cpuid_count(7, 1, a, b, c, d);
-  return am_cpu_has_avx512() && (a & (1u << 5));
-#else
-  return false;
+  if (__get_cpuid_max(0, NULL) >= 7) {
+    __cpuid_count(7, 1, a, b, c, d);
+    r = am_cpu_has_avx512() && (a & (1u << 5));
+  }
 #endif
+  atomic_store_explicit(&has_bf16, r ? 2 : 1, memory_order_relaxed);
+  return r;
 }
 
 bool am_cpu_has_avx512(void) {

@@ -891,6 +891,11 @@ am_status am_safetensors_save(const char *path, const char *const *names,
   if (!s && (fd = mkstemp(tmp)) < 0)
     s = AM_FAIL(AM_ERR_IO, "%s: cannot create %s: %s", path, tmp,
                 strerror(errno));
+  if (!s) { /* mkstemp makes 0600: give the file the usual mode */
+    mode_t um = umask(0);
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um);
+  }
   FILE *fp = NULL;
   if (!s && !(fp = fdopen(fd, "wb"))) {
     close(fd);

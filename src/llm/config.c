@@ -523,6 +523,43 @@ void am_llm_config_free(am_llm_config *g) {
   free(g);
 }
 
+/* A deep copy (models keep their own); NULL on OOM. */
+am_llm_config *am_llm_config_clone(const am_llm_config *g) {
+  am_llm_config *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  *c = *g;
+  c->layer_types = NULL;
+  c->layer_is_moe = NULL;
+  c->mlp_only_layers = NULL;
+  c->quant_overrides = NULL;
+  c->n_quant_overrides = 0;
+  size_t L = (size_t)g->num_hidden_layers + 1;
+  c->layer_types = calloc(L, sizeof *c->layer_types);
+  c->layer_is_moe = calloc(L, sizeof *c->layer_is_moe);
+  c->mlp_only_layers =
+      calloc((size_t)g->n_mlp_only_layers + 1, sizeof *c->mlp_only_layers);
+  c->quant_overrides =
+      calloc((size_t)g->n_quant_overrides + 1, sizeof *c->quant_overrides);
+  if (!c->layer_types || !c->layer_is_moe || !c->mlp_only_layers ||
+      !c->quant_overrides)
+    goto oom;
+  memcpy(c->layer_types, g->layer_types, (L - 1) * sizeof *c->layer_types);
+  memcpy(c->layer_is_moe, g->layer_is_moe, (L - 1) * sizeof *c->layer_is_moe);
+  if (g->n_mlp_only_layers)
+    memcpy(c->mlp_only_layers, g->mlp_only_layers,
+           (size_t)g->n_mlp_only_layers * sizeof *c->mlp_only_layers);
+  for (int64_t i = 0; i < g->n_quant_overrides; i++) {
+    c->quant_overrides[i] = g->quant_overrides[i];
+    c->quant_overrides[i].path = strdup(g->quant_overrides[i].path);
+    if (!c->quant_overrides[i].path) goto oom;
+    c->n_quant_overrides = i + 1;
+  }
+  return c;
+oom:
+  am_llm_config_free(c);
+  return NULL;
+}
+
 static void parse_all(cfg_ctx *c, am_llm_config *g) {
   int a = find_arch(c);
   if (a < 0) return;

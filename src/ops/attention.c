@@ -547,6 +547,10 @@ static am_status sdpa_eval(am_arr *const *in, int n_in, am_arr *const *out,
     c.mt = m->m.dtype;
   }
   if (p->has_qoff) c.qoff = am_load_i64(am_arr_ptr(in[at]), in[at]->m.dtype);
+  /* Keys after the last query's position are hidden from every row, and
+   * each row still sees key 0 (qoff >= 0): they are never read. A KV cache
+   * of some capacity filled up to qoff + Lq thus costs only what it holds. */
+  if (c.causal && c.qoff >= 0 && c.qoff + c.Lq < c.Lkv) c.Lkv = c.qoff + c.Lq;
 
   if (o->m.dtype == AM_F64) { /* reference path, any strides */
     c.kp = am_arr_ptr(k);

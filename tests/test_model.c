@@ -1,0 +1,442 @@
+/*
+ * test_model.c — the model runtime: random-weight models of each
+ * architecture (float and 4-bit) checked for self-consistency (chunked
+ * prefill = token by token, compiled = eager, one trace and no fallback
+ * across prompt lengths and a long generation), save/load round trips,
+ * bad checkpoints, and conformance against committed reference logits
+ * from transformers and mlx-lm (tests/data/models, scripts/).
+ */
+#include "llm/llm_internal.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Three small configs with the features the loader must honour. */
+static const char *CFG_NEXT =
+    "{\"model_type\":\"qwen3_next\",\"hidden_size\":64,\"num_hidden_layers\":"
+    "5,\"vocab_size\":300,\"num_attention_heads\":4,\"num_key_value_heads\":"
+    "2,\"head_dim\":32,\"linear_num_key_heads\":2,\"linear_num_value_heads\":"
+    "4,\"linear_key_head_dim\":32,\"linear_value_head_dim\":64,"
+    "\"linear_conv_kernel_dim\":4,\"num_experts\":8,\"num_experts_per_tok\":"
+    "3,\"moe_intermediate_size\":64,\"shared_expert_intermediate_size\":64,"
+    "\"intermediate_size\":128,\"mlp_only_layers\":[1],"
+    "\"full_attention_interval\":2,\"rms_norm_eps\":1e-6,\"rope_parameters\":"
+    "{\"rope_type\":\"default\",\"rope_theta\":10000,"
+    "\"partial_rotary_factor\":0.5},\"max_position_embeddings\":2048%s}";
+static const char *CFG_35 =
+    "{\"model_type\":\"qwen3_5_moe\",\"text_config\":{\"model_type\":"
+    "\"qwen3_5_moe_text\",\"hidden_size\":64,\"num_hidden_layers\":4,"
+    "\"vocab_size\":256,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+    "\"head_dim\":32,\"linear_num_key_heads\":2,\"linear_num_value_heads\":4,"
+    "\"linear_key_head_dim\":32,\"linear_value_head_dim\":32,"
+    "\"linear_conv_kernel_dim\":4,\"num_experts\":8,\"num_experts_per_tok\":"
+    "2,\"moe_intermediate_size\":64,\"shared_expert_intermediate_size\":64,"
+    "\"full_attention_interval\":4,\"rms_norm_eps\":1e-6,\"rope_theta\":1e6,"
+    "\"partial_rotary_factor\":0.25,\"max_position_embeddings\":2048}%s}";
+static const char *CFG_MOE =
+    "{\"model_type\":\"qwen3_moe\",\"hidden_size\":64,\"num_hidden_layers\":"
+    "3,\"vocab_size\":256,\"num_attention_heads\":4,\"num_key_value_heads\":"
+    "2,\"head_dim\":24,\"num_experts\":8,\"num_experts_per_tok\":2,"
+    "\"moe_intermediate_size\":64,\"intermediate_size\":128,"
+    "\"decoder_sparse_step\":2,\"norm_topk_prob\":false,"
+    "\"tie_word_embeddings\":true,\"rms_norm_eps\":1e-6,\"rope_theta\":1e6,"
+    "\"max_position_embeddings\":2048%s}";
+static const char *Q4 =
+    ",\"quantization\":{\"group_size\":32,\"bits\":4,\"mode\":\"affine\"}";
+
+static am_llm_config *parse(const char *fmt, bool q) {
+  char js[4096];
+  snprintf(js, sizeof js, fmt, q ? Q4 : "");
+  am_llm_config *c = NULL;
+  am_status s = am_llm_config_parse(js, strlen(js), "test", &c);
+  CHECK(!s, "config: %s", am_last_error());
+  return c;
+}
+
+static double max_diff(const float *a, const float *b, int64_t n,
+                       double *scale) {
+  double d = 0, m = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double e = fabs((double)a[i] - b[i]);
+    if (!(e <= d)) d = e; /* NaN counts */
+    if (fabs(b[i]) > m) m = fabs(b[i]);
+  }
+  if (scale) *scale = m;
+  return d;
+}
+
+static void tokens(int32_t *t, int n, int V, uint64_t seed) {
+  t_rng r = {seed};
+  for (int i = 0; i < n; i++)
+    t[i] = (int32_t)t_randint(&r, 0, V - 1);
+}
+
+/* Logits of every position of `toks` with the given session options. */
+static bool run_all(am_llm_model *m, const int32_t *toks, int n, int chunk,
+                    bool no_compile, float *out, am_compile_stats *st) {
+  am_llm_session_opts o = {
+      .all_logits = true, .prefill_chunk = chunk, .no_compile = no_compile};
+  am_llm_session *s;
+  if (am_llm_session_new(m, &o, &s)) return false;
+  int32_t next;
+  am_status r = am_llm_session_feed(s, toks, n, &next, out);
+  CHECK(!r, "feed: %s", am_last_error());
+  if (st) *st = am_llm_session_stats(s);
+  am_llm_session_free(s);
+  return !r;
+}
+
+/* Token by token, last-position logits each time. */
+static bool run_steps(am_llm_model *m, const int32_t *toks, int n, float *out,
+                      am_compile_stats *st) {
+  am_llm_session *s;
+  if (am_llm_session_new(m, NULL, &s)) return false;
+  int64_t V = m->cfg->vocab_size;
+  int32_t next;
+  am_status r = AM_OK;
+  for (int i = 0; i < n && !r; i++)
+    r = am_llm_session_feed(s, toks + i, 1, &next, out + i * V);
+  CHECK(!r, "feed: %s", am_last_error());
+  if (st) *st = am_llm_session_stats(s);
+  am_llm_session_free(s);
+  return !r;
+}
+
+static void test_consistency(const char *name, const char *fmt, bool q) {
+  am_llm_config *c = parse(fmt, q);
+  if (!c) return;
+  am_llm_model *m;
+  am_status s = am_llm_model_random(c, 7, NULL, &m);
+  CHECK(!s, "%s: random model: %s", name, am_last_error());
+  if (s) {
+    am_llm_config_free(c);
+    return;
+  }
+  int n = 40;
+  int64_t V = c->vocab_size;
+  int32_t toks[40];
+  tokens(toks, n, (int)V, 3);
+  float *a = malloc(sizeof *a * n * V), *b = malloc(sizeof *b * n * V),
+        *e = malloc(sizeof *e * n * V);
+  am_compile_stats sa, sb;
+  double scale;
+  if (run_all(m, toks, n, 7, false, a, &sa) && run_steps(m, toks, n, b, &sb) &&
+      run_all(m, toks, n, 64, true, e, NULL)) {
+    double d = max_diff(a, b, n * V, &scale);
+    CHECK(d <= 2e-5 * (1 + scale), "%s%s: chunked vs token by token: %g", name,
+          q ? " q4" : "", d);
+    d = max_diff(a, e, n * V, &scale);
+    CHECK(d <= 2e-5 * (1 + scale), "%s%s: compiled vs eager: %g", name,
+          q ? " q4" : "", d);
+    CHECK(scale > 0.05, "%s: logits are not trivial (max %g)", name, scale);
+    /* chunks of 7, 7, ..., 5: one trace; single tokens: one trace */
+    CHECK(sa.traces == 1 && sa.fallbacks == 0 && sa.replays == 5,
+          "%s: chunked stats traces %llu fallbacks %llu replays %llu", name,
+          (unsigned long long)sa.traces, (unsigned long long)sa.fallbacks,
+          (unsigned long long)sa.replays);
+    CHECK(sb.traces == 1 && sb.fallbacks == 0 && sb.replays == 39,
+          "%s: step stats traces %llu fallbacks %llu", name,
+          (unsigned long long)sb.traces, (unsigned long long)sb.fallbacks);
+  }
+  free(a);
+  free(b);
+  free(e);
+  am_llm_model_free(m);
+  am_llm_config_free(c);
+}
+
+/* Prompts of several lengths, then a long greedy generation, in one
+ * session: the decode step is traced once and never falls back, though
+ * T, the position and the KV capacity (grown past 256 and 512) change. */
+static void test_long_generation(void) {
+  am_llm_config *c = parse(CFG_NEXT, true);
+  am_llm_model *m;
+  if (!c || am_llm_model_random(c, 11, NULL, &m)) {
+    CHECK(0, "model: %s", am_last_error());
+    am_llm_config_free(c);
+    return;
+  }
+  am_llm_session_opts o = {.prefill_chunk = 128};
+  am_llm_session *s;
+  CHECK(!am_llm_session_new(m, &o, &s), "%s", am_last_error());
+  int lens[3] = {5, 37, 300}, gen = t_quick() ? 300 : 1000;
+  int32_t p[300], next = 0;
+  uint64_t calls = 0;
+  for (int k = 0; k < 3; k++) {
+    am_llm_session_reset(s);
+    tokens(p, lens[k], (int)c->vocab_size, 100 + k);
+    CHECK(!am_llm_session_feed(s, p, lens[k], &next, NULL), "%s",
+          am_last_error());
+    calls += (uint64_t)(lens[k] + 127) / 128;
+    int g = k == 2 ? gen : 20;
+    for (int i = 0; i < g; i++)
+      if (am_llm_session_feed(s, &next, 1, &next, NULL)) {
+        CHECK(0, "decode %d: %s", i, am_last_error());
+        break;
+      }
+    calls += (uint64_t)g;
+    CHECK(am_llm_session_position(s) == lens[k] + g, "position %lld",
+          (long long)am_llm_session_position(s));
+  }
+  am_compile_stats st = am_llm_session_stats(s);
+  CHECK(st.traces == 1 && st.fallbacks == 0 && st.calls == calls,
+        "long generation: traces %llu fallbacks %llu calls %llu (want %llu)",
+        (unsigned long long)st.traces, (unsigned long long)st.fallbacks,
+        (unsigned long long)st.calls, (unsigned long long)calls);
+  /* errors: a token outside the vocabulary, a full context */
+  int32_t bad = (int32_t)c->vocab_size;
+  CHECK(am_llm_session_feed(s, &bad, 1, &next, NULL) == AM_ERR_INVALID_ARG &&
+            strstr(am_last_error(), "vocabulary"),
+        "bad token: %s", am_last_error());
+  am_llm_session_free(s);
+  am_llm_session_opts small = {.max_context = 16};
+  CHECK(!am_llm_session_new(m, &small, &s), "%s", am_last_error());
+  int32_t many[20] = {0};
+  CHECK(am_llm_session_feed(s, many, 20, &next, NULL) == AM_ERR_INVALID_ARG &&
+            strstr(am_last_error(), "context"),
+        "context overflow: %s", am_last_error());
+  CHECK(!am_llm_session_feed(s, many, 16, &next, NULL), "full context: %s",
+        am_last_error());
+  am_llm_session_free(s);
+  am_llm_model_free(m);
+  am_llm_config_free(c);
+}
+
+/* ------------------------------------------------------ files on disk */
+
+static char tmpdir[256];
+
+static void write_text(const char *dir, const char *name, const char *text) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
+
+/* Writes m's weights (MLX names) to dir, skipping `skip` and giving
+ * `reshape` a wrong shape. */
+static void save_model(const am_llm_model *m, const char *cfg_json,
+                       const char *dir, const char *skip, const char *reshape) {
+  mkdir(dir, 0755);
+  write_text(dir, "config.json", cfg_json);
+  const char **names = malloc(sizeof *names * (size_t)m->n_named);
+  am_array *arrs = malloc(sizeof *arrs * (size_t)m->n_named);
+  int n = 0;
+  am_array flat = NULL;
+  for (int64_t i = 0; i < m->n_named; i++) {
+    if (skip && !strcmp(m->names[i], skip)) continue;
+    names[n] = m->names[i];
+    arrs[n] = m->named[i];
+    if (reshape && !strcmp(m->names[i], reshape))
+      arrs[n] = flat = am_flatten(m->named[i], 0, -1);
+    n++;
+  }
+  char path[512];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  CHECK(!am_safetensors_save(path, names, arrs, n, NULL), "save: %s",
+        am_last_error());
+  am_array_free(flat);
+  free(names);
+  free(arrs);
+}
+
+static void test_files(void) {
+  char js[4096];
+  snprintf(js, sizeof js, CFG_NEXT, Q4);
+  am_llm_config *c = parse(CFG_NEXT, true);
+  am_llm_model *m, *l;
+  if (!c || am_llm_model_random(c, 5, NULL, &m)) {
+    CHECK(0, "model: %s", am_last_error());
+    am_llm_config_free(c);
+    return;
+  }
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/ok", tmpdir);
+  save_model(m, js, dir, NULL, NULL);
+  CHECK(!am_llm_model_load(dir, NULL, &l), "load: %s", am_last_error());
+  if (l) {
+    int n = 9;
+    int64_t V = c->vocab_size;
+    int32_t toks[9];
+    tokens(toks, n, (int)V, 9);
+    float *a = malloc(sizeof *a * n * V), *b = malloc(sizeof *b * n * V);
+    if (run_all(m, toks, n, 16, false, a, NULL) &&
+        run_all(l, toks, n, 16, false, b, NULL))
+      CHECK(max_diff(a, b, n * V, NULL) == 0, "saved model differs");
+    am_llm_model_info I = am_llm_model_get_info(l),
+                      J = am_llm_model_get_info(m);
+    CHECK(I.n_params == J.n_params && I.weight_bytes == J.weight_bytes &&
+              !I.hf_layout && I.active_bytes < I.weight_bytes,
+          "info: %lld/%lld params, %lld/%lld bytes", (long long)I.n_params,
+          (long long)J.n_params, (long long)I.weight_bytes,
+          (long long)J.weight_bytes);
+    free(a);
+    free(b);
+    am_llm_model_free(l);
+  }
+  /* a missing tensor, a wrong shape: errors naming the tensor */
+  const char *victim = "model.layers.0.linear_attn.in_proj_qkvz.scales";
+  snprintf(dir, sizeof dir, "%s/missing", tmpdir);
+  save_model(m, js, dir, victim, NULL);
+  CHECK(am_llm_model_load(dir, NULL, &l) && !l &&
+            strstr(am_last_error(), "in_proj_qkvz"),
+        "missing tensor: %s", am_last_error());
+  snprintf(dir, sizeof dir, "%s/shape", tmpdir);
+  victim = "model.layers.1.self_attn.q_norm.weight";
+  save_model(m, js, dir, NULL, "model.layers.1.self_attn.k_proj.weight");
+  am_status s = am_llm_model_load(dir, NULL, &l);
+  CHECK(s == AM_ERR_SHAPE && strstr(am_last_error(), "k_proj.weight"),
+        "wrong shape: %d %s", s, am_last_error());
+  /* an unknown architecture, a truncated file */
+  snprintf(dir, sizeof dir, "%s/arch", tmpdir);
+  save_model(m, "{\"model_type\":\"llama\",\"hidden_size\":64}", dir, NULL,
+             NULL);
+  s = am_llm_model_load(dir, NULL, &l);
+  CHECK(s == AM_ERR_UNSUPPORTED && strstr(am_last_error(), "llama"),
+        "unknown arch: %d %s", s, am_last_error());
+  snprintf(dir, sizeof dir, "%s/ok/model.safetensors", tmpdir);
+  CHECK(!truncate(dir, 4000), "truncate");
+  snprintf(dir, sizeof dir, "%s/ok", tmpdir);
+  s = am_llm_model_load(dir, NULL, &l);
+  CHECK(s == AM_ERR_IO && strstr(am_last_error(), "model.safetensors"),
+        "truncated: %d %s", s, am_last_error());
+  am_llm_model_free(m);
+  am_llm_config_free(c);
+}
+
+/* --------------------------------------------- reference conformance */
+
+/* A reference file: prompt, its logits, a greedy continuation and the
+ * logits each of its tokens was chosen from. */
+static void check_ref(am_llm_model *m, const char *label, const char *path,
+                      double tol) {
+  am_safetensors *st;
+  if (am_safetensors_open(path, &st)) {
+    CHECK(0, "%s: %s", path, am_last_error());
+    return;
+  }
+  am_array pr = am_safetensors_get(st, "prompt");
+  am_array pl = am_safetensors_get(st, "prompt_logits");
+  am_array gt = am_safetensors_get(st, "greedy_tokens");
+  am_array gl = am_safetensors_get(st, "greedy_logits");
+  const char *src = am_safetensors_metadata(st, "source");
+  int64_t T = am_array_size(pr), G = am_array_size(gt);
+  int64_t V = m->cfg->vocab_size;
+  bool ok = !am_array_status(pl) && !am_array_status(gl) &&
+            am_array_dim(pl, -1) == V && am_array_dim(gl, -1) == V;
+  CHECK(ok, "%s: reference shapes (vocab %lld)", path, (long long)V);
+  int32_t *p = malloc(sizeof *p * (size_t)(T + G)), *g = p + T;
+  float *rl = malloc(sizeof *rl * (size_t)((T + G) * V));
+  float *ol = malloc(sizeof *ol * (size_t)((T + G) * V));
+  if (ok && !am_array_read(pr, AM_I32, p, T) &&
+      !am_array_read(gt, AM_I32, g, G) &&
+      !am_array_read(pl, AM_F32, rl, T * V) &&
+      !am_array_read(gl, AM_F32, rl + T * V, G * V)) {
+    /* prompt logits in chunks of 64, then the greedy continuation fed
+     * back token by token (teacher forcing on the reference's tokens) */
+    am_llm_session_opts o = {.all_logits = true, .prefill_chunk = 64};
+    am_llm_session *s;
+    CHECK(!am_llm_session_new(m, &o, &s), "%s", am_last_error());
+    int32_t next = -1;
+    int agree = 0, first_diff = -1;
+    if (s && !am_llm_session_feed(s, p, T, &next, ol)) {
+      for (int64_t i = 0; i < G; i++) {
+        if (i == 0) {
+          memcpy(ol + T * V, ol + (T - 1) * V, sizeof *ol * (size_t)V);
+        } else if (am_llm_session_feed(s, &g[i - 1], 1, &next,
+                                       ol + (T + i) * V)) {
+          CHECK(0, "%s", am_last_error());
+          break;
+        }
+        /* our greedy choice from our logits */
+        int64_t am = 0;
+        for (int64_t v = 1; v < V; v++)
+          if (ol[(T + i) * V + v] > ol[(T + i) * V + am]) am = v;
+        if (am == g[i] && first_diff < 0)
+          agree++;
+        else if (first_diff < 0)
+          first_diff = (int)i;
+      }
+      double scale, d = max_diff(ol, rl, (T + G) * V, &scale);
+      printf("  %-28s vs %-28s T=%lld G=%lld: max abs %.3g, rel %.3g; "
+             "greedy agrees on %d/%lld\n",
+             label, src ? src : "?", (long long)T, (long long)G, d,
+             d / (scale > 0 ? scale : 1), agree, (long long)G);
+      CHECK(d <= tol * scale, "%s: logits differ by %g (max %g, tol %g)", path,
+            d, scale, tol);
+      CHECK(agree == G, "%s: greedy diverges at token %d", path, first_diff);
+    }
+    am_llm_session_free(s);
+  }
+  free(p);
+  free(rl);
+  free(ol);
+  am_array_free(pr);
+  am_array_free(pl);
+  am_array_free(gt);
+  am_array_free(gl);
+  am_safetensors_free(st);
+}
+
+/* Every ref*.safetensors in tests/data/models/<name>/ against the model
+ * in that directory (or in `weights` when the refs sit apart from it). */
+static int test_refs(const char *dir, const char *weights, double tol) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  am_llm_model *m;
+  am_status s = am_llm_model_load(weights ? weights : dir, NULL, &m);
+  CHECK(!s, "%s: %s", dir, am_last_error());
+  int n = 0;
+  struct dirent *e;
+  while (!s && (e = readdir(d))) {
+    if (strncmp(e->d_name, "ref", 3) || !strstr(e->d_name, ".safetensors"))
+      continue;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    check_ref(m, dir + strlen("data/models/"), path, tol);
+    n++;
+  }
+  closedir(d);
+  if (!s) am_llm_model_free(m);
+  return n;
+}
+
+int main(void) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/amorph_test_model_XXXXXX");
+  if (!mkdtemp(tmpdir)) {
+    fprintf(stderr, "mkdtemp failed\n");
+    return 1;
+  }
+  const char *names[3] = {"qwen3_next", "qwen3_5_moe", "qwen3_moe"};
+  const char *cfgs[3] = {CFG_NEXT, CFG_35, CFG_MOE};
+  for (int i = 0; i < 3; i++)
+    for (int q = 0; q < 2; q++)
+      test_consistency(names[i], cfgs[i], q);
+  test_long_generation();
+  test_files();
+
+  int refs = 0;
+  DIR *d = opendir("data/models");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char dir[512];
+    snprintf(dir, sizeof dir, "data/models/%s", e->d_name);
+    /* the 4-bit demo's references sit beside the committed demo model */
+    bool demo_q = !strcmp(e->d_name, "demo-q4");
+    refs +=
+        test_refs(dir, demo_q ? "../models/demo" : NULL, demo_q ? 2e-3 : 1e-3);
+  }
+  if (d) closedir(d);
+  printf("reference files checked: %d\n", refs);
+
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+  if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
+  return t_summary();
+}
