@@ -365,6 +365,7 @@ static int finish_text(gen_ctx *g) {
 typedef struct gen_times {
   double load, prefill, decode;
   int64_t generated, steps;
+  bool context_full; /* stopped at the model's max context */
 } gen_times;
 
 static int dump_row(gen_ctx *g) {
@@ -381,11 +382,16 @@ static int generate(gen_ctx *g, gen_times *t) {
       am_llm_session_feed(g->sess, g->ids, (int64_t)g->n_ids, &next, g->row);
   t->prefill = now() - t0;
   if (s != AM_OK) return cli_lib_error(CMD, "prompt", s);
+  int64_t ctx = am_llm_model_config(g->model)->max_position_embeddings;
   while (t->generated < g->a.max_tokens && !is_eos(g, next)) {
     int rc = dump_row(g);
     if (rc == CLI_OK) rc = emit(g, next);
     if (rc != CLI_OK) return rc;
     if (++t->generated == g->a.max_tokens) break;
+    if (am_llm_session_position(g->sess) >= ctx) {
+      t->context_full = true;
+      break;
+    }
     int32_t tok = next;
     t0 = now();
     s = am_llm_session_feed(g->sess, &tok, 1, &next, g->row);
@@ -415,6 +421,9 @@ static void print_report(const gen_ctx *g, const gen_times *t) {
           "weights)\n",
           cli_bytes((double)am_memory_get_stats().peak_bytes, b, sizeof b),
           cli_bytes(rss, r, sizeof r));
+  if (t->context_full)
+    fprintf(stderr, "note: stopped at the model's context length (%lld)\n",
+            (long long)am_llm_model_config(g->model)->max_position_embeddings);
   if (g->n_unprintable)
     fprintf(stderr,
             "note: %lld generated ids have no token in tokenizer.json\n",
