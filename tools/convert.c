@@ -13,6 +13,10 @@
 static const char *mode_names[] = {"affine", "mxfp4", "nvfp4", "mxfp8", NULL};
 static const am_quant_mode mode_values[] = {AM_QUANT_AFFINE, AM_QUANT_MXFP4,
                                             AM_QUANT_NVFP4, AM_QUANT_MXFP8};
+/* Each mode's bits and group size when --q-bits / --q-group-size are not
+ * given (the floating-point formats fix both, as in MLX). */
+static const int mode_bits[] = {4, 4, 4, 8};
+static const int mode_group[] = {64, 32, 16, 32};
 
 static const char usage[] =
     "--model SRC --out DST [flags]\n\n"
@@ -38,24 +42,26 @@ static void draw(void *user, int64_t done, int64_t total, const char *name) {
   bar[BAR_WIDTH] = 0;
   if (!name) name = "";
   size_t len = strlen(name);
-  const char *tail = len > NAME_WIDTH ? name + len - NAME_WIDTH : name;
-  fprintf(stderr, "\r[%s] %lld/%lld %-*s", bar, (long long)done,
-          (long long)total, NAME_WIDTH, tail);
+  bool cut = len > NAME_WIDTH;
+  const char *tail = cut ? name + len - (NAME_WIDTH - 3) : name;
+  fprintf(stderr, "\r[%s] %lld/%lld %s%-*s", bar, (long long)done,
+          (long long)total, cut ? "..." : "", NAME_WIDTH - (cut ? 3 : 0), tail);
   fflush(stderr);
   p->drawn = true;
 }
 
 int cli_convert(int argc, char **argv) {
   const char *src = NULL, *dst = NULL;
-  int bits = 4, group = 64, mode = 0;
+  int bits = 0, group = 0, mode = 0;
   bool no_quant = false, quiet = false;
   static const char *modes_meta = "affine|mxfp4|nvfp4|mxfp8";
   cli_flag flags[] = {
       CLI_FLAG_STR("--model", &src, "SRC", "source checkpoint directory"),
       CLI_FLAG_STR("--out", &dst, "DST", "output directory (created)"),
-      CLI_FLAG_INT("--q-bits", &bits, "N", "bits per weight (default 4)", 2, 8),
+      CLI_FLAG_INT("--q-bits", &bits, "N",
+                   "bits per weight (default 4; mxfp8: 8)", 2, 8),
       CLI_FLAG_INT("--q-group-size", &group, "N",
-                   "weights per scale (default 64)", 16, 1024),
+                   "weights per scale (default 64; mx: 32, nv: 16)", 16, 1024),
       CLI_FLAG_CHOICE("--q-mode", &mode, modes_meta,
                       "quantization mode (default affine)", mode_names),
       CLI_FLAG_SWITCH("--no-quantize", &no_quant, "keep float weights"),
@@ -70,6 +76,8 @@ int cli_convert(int argc, char **argv) {
   if (no_quant && q_flags)
     return cli_usage_error(CMD, "--no-quantize excludes the --q-* flags");
 
+  if (!bits) bits = mode_bits[mode];
+  if (!group) group = mode_group[mode];
   am_llm_quant q = {
       .group_size = group, .bits = bits, .mode = mode_values[mode]};
   progress p = {.quiet = quiet};
