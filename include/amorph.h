@@ -513,6 +513,38 @@ AM_API am_array am_argpartition(am_array x, int kth, int axis);
 AM_API am_array am_topk(am_array x, int k, int axis);
 
 /* ======================================================================
+ *  Random numbers
+ *
+ *  Counter-based and stateless: a key is a uint32 array of shape [2] (data,
+ *  so new key values never change a graph or a compiled trace) and every
+ *  output element is a pure function of the key, its index and the output
+ *  size: the same on any thread count, and keys are split by the caller
+ *  (derive one per use). The generator is Threefry-2x32 with 20 rounds
+ *  laid out as MLX's, so the streams equal MLX's bit for bit:
+ *  am_random_bits(key, shape) == mx.random.bits(shape, key=key) and
+ *  am_random_uniform(key, shape, t) == mx.random.uniform(shape=shape,
+ *  dtype=t, key=key) for key = mx.array([k0, k1], dtype=mx.uint32)
+ *  (mx.random.key(seed) is [seed >> 32, seed & 0xffffffff]).
+ *  A key of another dtype is AM_ERR_DTYPE, of another shape AM_ERR_SHAPE.
+ *  Outputs hold at most 2^32 - 1 elements (32-bit counters, as MLX).
+ * ====================================================================== */
+
+/** Random uint32 words of the given shape. The sizes are literal: a
+ * shapeless compile guards them as it does am_full's. */
+AM_API am_array am_random_bits(am_array key, const int64_t *shape, int ndim);
+/** Uniform floats in [0, 1) of dtype float32, float16 or bfloat16: as MLX,
+ * bits * 2^-32 in float32 clamped to the largest value below 1 of dtype,
+ * then rounded to dtype, so 1.0 never appears. Literal sizes, as
+ * am_random_bits. */
+AM_API am_array am_random_uniform(am_array key, const int64_t *shape, int ndim,
+                                  am_dtype dtype);
+/** am_random_uniform with the shape of `like` (its data is not read),
+ * taken anew at every replay: shape-relative, so a shapeless compile
+ * replays it for any shape without a guard. */
+AM_API am_array am_random_uniform_like(am_array key, am_array like,
+                                       am_dtype dtype);
+
+/* ======================================================================
  *  Linear algebra (matmul, addmm) and convolution
  * ====================================================================== */
 

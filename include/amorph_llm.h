@@ -58,11 +58,11 @@ typedef struct am_llm_config {
   int64_t intermediate_size; /* dense MLP: 5632 / 0 (none) / 6144           */
   int64_t moe_intermediate_size;           /* 512 / 512 / 768              */
   int64_t shared_expert_intermediate_size; /* 512 / 512 / 0 (no shared)    */
-  int64_t num_experts;                     /* 512 / 256 / 128              */
-  int64_t num_experts_per_tok;             /* 10 / 8 / 8                   */
-  bool norm_topk_prob;                     /* true / true / false          */
-  int64_t decoder_sparse_step;             /* 1 (3.5: every layer is MoE)  */
-  int64_t n_mlp_only_layers;               /* [] */
+  int64_t num_experts;         /* 512 / 256 / 128 (or "num_local_experts")   */
+  int64_t num_experts_per_tok; /* 10 / 8 / 8                   */
+  bool norm_topk_prob;         /* true / true / false          */
+  int64_t decoder_sparse_step; /* 1 (3.5: every layer is MoE)  */
+  int64_t n_mlp_only_layers;   /* [] */
   int64_t *mlp_only_layers;
 
   /** Per layer (num_hidden_layers entries): from "layer_types", else
@@ -172,8 +172,8 @@ typedef struct am_llm_model_info {
   int64_t active_bytes;    /* weight bytes read per decoded token          */
   int64_t state_bytes;     /* recurrent + conv state per sequence          */
   int64_t kv_bytes_per_token;
-  bool hf_layout;          /* raw HF checkpoint, sanitized at load         */
-  char quant[64];          /* e.g. "affine 4-bit g64 (8-bit: 24 layers)"  */
+  bool hf_layout; /* raw HF checkpoint, sanitized at load         */
+  char quant[64]; /* e.g. "affine 4-bit g64 (8-bit: 24 layers)"  */
 } am_llm_model_info;
 AM_API am_llm_model_info am_llm_model_get_info(const am_llm_model *m);
 
@@ -203,10 +203,10 @@ typedef struct am_llm_sampler {
 
 typedef struct am_llm_session_opts {
   am_llm_sampler sampler;
-  int prefill_chunk;    /* tokens per prefill call (0: 512)              */
-  int64_t max_context;  /* 0: the config's max_position_embeddings       */
-  bool all_logits;      /* am_llm_session_feed returns every position's  */
-  bool no_compile;      /* run the step eagerly (for comparison)         */
+  int prefill_chunk;   /* tokens per prefill call (0: 512)              */
+  int64_t max_context; /* 0: the config's max_position_embeddings       */
+  bool all_logits;     /* am_llm_session_feed returns every position's  */
+  bool no_compile;     /* run the step eagerly (for comparison)         */
 } am_llm_session_opts;
 
 AM_API AM_NODISCARD am_status am_llm_session_new(am_llm_model *m,

@@ -204,6 +204,66 @@ static void test_long_generation(void) {
   am_llm_config_free(c);
 }
 
+/* n generated tokens after a fixed prompt with sampler p. */
+static bool generate(am_llm_model *m, const am_llm_sampler *p, int32_t *out,
+                     int n) {
+  am_llm_session_opts o = {.sampler = *p};
+  am_llm_session *s;
+  if (am_llm_session_new(m, &o, &s)) return false;
+  int32_t prompt[6] = {1, 2, 3, 4, 5, 6}, next;
+  am_status r = am_llm_session_feed(s, prompt, 6, &next, NULL);
+  for (int i = 0; i < n && !r; i++) {
+    out[i] = next;
+    r = am_llm_session_feed(s, &next, 1, &next, NULL);
+  }
+  am_compile_stats st = am_llm_session_stats(s);
+  CHECK(!r && st.traces == 1 && st.fallbacks == 0, "generate: %s",
+        r ? am_last_error() : "re-traced");
+  am_llm_session_free(s);
+  return !r;
+}
+
+/* The sampler inside the compiled step: seeded draws repeat, other seeds
+ * differ, top-k 1 is greedy, the repetition penalty changes the text. */
+static void test_sampling(void) {
+  am_llm_config *c = parse(CFG_MOE, false);
+  am_llm_model *m;
+  if (!c || am_llm_model_random(c, 2, NULL, &m)) {
+    CHECK(0, "model: %s", am_last_error());
+    am_llm_config_free(c);
+    return;
+  }
+  enum { N = 24 };
+  int32_t a[N], b[N], g[N], k1[N], pen[N];
+  am_llm_sampler hot = {.temperature = 1.5f, .seed = 42};
+  am_llm_sampler other = hot, greedy = {0},
+                 topk1 = {.temperature = 1.0f, .top_k = 1, .seed = 3};
+  other.seed = 43;
+  am_llm_sampler rep = {.repetition_penalty = 5.0f, .repetition_context = 8};
+  if (generate(m, &hot, a, N) && generate(m, &hot, b, N))
+    CHECK(!memcmp(a, b, sizeof a), "same seed, different tokens");
+  if (generate(m, &other, b, N))
+    CHECK(memcmp(a, b, sizeof a), "seeds 42 and 43 drew the same %d tokens", N);
+  if (generate(m, &greedy, g, N) && generate(m, &topk1, k1, N))
+    CHECK(!memcmp(g, k1, sizeof g), "top-k 1 differs from greedy");
+  if (generate(m, &rep, pen, N)) {
+    CHECK(memcmp(g, pen, sizeof g), "the penalty changed nothing");
+    /* repeats within a window of 8: fewer than greedy's */
+    int rp = 0, rg = 0;
+    for (int i = 0; i < N; i++)
+      for (int j = i - 7 > 0 ? i - 7 : 0; j < i; j++) {
+        rp += pen[i] == pen[j];
+        rg += g[i] == g[j];
+      }
+    CHECK(rp < rg,
+          "penalized text repeats %d times within 8 tokens, greedy "
+          "%d",
+          rp, rg);
+  }
+  am_llm_model_free(m);
+  am_llm_config_free(c);
+}
+
 /* ------------------------------------------------------ files on disk */
 
 static char tmpdir[256];
@@ -383,8 +443,9 @@ static void check_ref(am_llm_model *m, const char *label, const char *path,
   am_safetensors_free(st);
 }
 
-/* Every ref*.safetensors in tests/data/models/<name>/ against the model
- * in that directory (or in `weights` when the refs sit apart from it). */
+/* Every ref_*.safetensors (transformers) and mlx_*.safetensors (mlx-lm) in
+ * tests/data/models/<name>/ against the model in that directory (or in
+ * `weights` when the refs sit apart from it). */
 static int test_refs(const char *dir, const char *weights, double tol) {
   DIR *d = opendir(dir);
   if (!d) return 0;
@@ -394,8 +455,8 @@ static int test_refs(const char *dir, const char *weights, double tol) {
   int n = 0;
   struct dirent *e;
   while (!s && (e = readdir(d))) {
-    if (strncmp(e->d_name, "ref", 3) || !strstr(e->d_name, ".safetensors"))
-      continue;
+    bool ref = !strncmp(e->d_name, "ref_", 4) || !strncmp(e->d_name, "mlx_", 4);
+    if (!ref || !strstr(e->d_name, ".safetensors")) continue;
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     check_ref(m, dir + strlen("data/models/"), path, tol);
@@ -418,6 +479,7 @@ int main(void) {
     for (int q = 0; q < 2; q++)
       test_consistency(names[i], cfgs[i], q);
   test_long_generation();
+  test_sampling();
   test_files();
 
   int refs = 0;

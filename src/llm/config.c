@@ -299,9 +299,9 @@ static void parse_layers(cfg_ctx *c, am_llm_config *g) {
          "field 'intermediate_size' is needed: some layers are dense MLPs");
 }
 
-/* rope_theta and partial_rotary_factor at the top level (as publishers
- * ship them), else in rope_parameters (current transformers; possibly one
- * dict per layer type) or rope_scaling. */
+/* rope_theta and partial_rotary_factor from rope_parameters (current
+ * transformers; possibly one dict per layer type), else at the top level
+ * (as publishers ship them), else in rope_scaling. */
 static void parse_rope(cfg_ctx *c, am_llm_config *g) {
   const char *w;
   const cJSON *rp = lookup(c, "rope_parameters", &w);
@@ -320,22 +320,28 @@ static void parse_rope(cfg_ctx *c, am_llm_config *g) {
   char path[64];
   snprintf(path, sizeof path, "%s%s.", w, rw);
 
+  /* Where both are given, rope_parameters wins (transformers reads it
+   * and may leave a stale top-level copy). */
+  bool in_rp = rp && !strcmp(rw, "rope_parameters");
   const char *tw;
-  const cJSON *theta = lookup(c, "rope_theta", &tw);
-  if (theta)
-    g->rope_theta = num_in(c, theta, tw, "rope_theta", 10000, 1e-9, 1e30);
-  else
-    g->rope_theta = num_in(c, field(rp, "rope_theta"), path, "rope_theta",
-                           10000, 1e-9, 1e30);
+  const cJSON *theta = in_rp ? field(rp, "rope_theta") : NULL;
+  tw = path;
+  if (!theta) theta = lookup(c, "rope_theta", &tw);
+  if (!theta && rp) {
+    theta = field(rp, "rope_theta");
+    tw = path;
+  }
+  g->rope_theta = num_in(c, theta, tw, "rope_theta", 10000, 1e-9, 1e30);
   double prf_def = g->arch == AM_ARCH_QWEN3_MOE ? 1.0 : 0.25;
-  const cJSON *prf = lookup(c, "partial_rotary_factor", &tw);
-  if (prf)
-    g->partial_rotary_factor =
-        num_in(c, prf, tw, "partial_rotary_factor", prf_def, 1e-9, 1);
-  else
-    g->partial_rotary_factor =
-        num_in(c, field(rp, "partial_rotary_factor"), path,
-               "partial_rotary_factor", prf_def, 1e-9, 1);
+  const cJSON *prf = in_rp ? field(rp, "partial_rotary_factor") : NULL;
+  tw = path;
+  if (!prf) prf = lookup(c, "partial_rotary_factor", &tw);
+  if (!prf && rp) {
+    prf = field(rp, "partial_rotary_factor");
+    tw = path;
+  }
+  g->partial_rotary_factor =
+      num_in(c, prf, tw, "partial_rotary_factor", prf_def, 1e-9, 1);
 
   snprintf(g->rope_type, sizeof g->rope_type, "default");
   const cJSON *rt = field(rp, "rope_type");
@@ -599,7 +605,13 @@ static void parse_all(cfg_ctx *c, am_llm_config *g) {
       moe3 ? 0
            : get_int(c, "shared_expert_intermediate_size", 512, false, 1,
                      CFG_MAX_DIM);
-  g->num_experts = get_int(c, "num_experts",
+  /* transformers 5 writes qwen3_moe's expert count as num_local_experts */
+  const char *ew;
+  const char *ekey =
+      !lookup(c, "num_experts", &ew) && lookup(c, "num_local_experts", &ew)
+          ? "num_local_experts"
+          : "num_experts";
+  g->num_experts = get_int(c, ekey,
                            next  ? 512
                            : q35 ? 256
                                  : 128,

@@ -179,9 +179,9 @@ am_array am_llm_forward(const am_llm_model *m, am_array tokens, am_array offset,
   float eps = (float)c->rms_norm_eps;
   const am_llm_linear *e = &m->embed;
   am_array x = e->quantized
-                   ? am_quantized_embedding(e->w, e->scales, e->biases, tokens,
-                                            e->q.group_size, e->q.bits,
-                                            e->q.mode, m->dtype)
+                   ? am_quantized_embedding(
+                         e->w, m->embed_scales, m->embed_biases, tokens,
+                         e->q.group_size, e->q.bits, e->q.mode, m->dtype)
                    : cast(am_embedding(e->w, tokens), m->dtype); /* [B,T,D] */
   for (int64_t i = 0; i < c->num_hidden_layers; i++) {
     const am_llm_layer *y = &m->layers[i];

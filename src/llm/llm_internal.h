@@ -70,6 +70,11 @@ struct am_llm_model {
   am_dtype dtype; /* activations and caches */
   am_llm_layer *layers;
   am_llm_linear embed; /* [V, D] (w or packed) */
+  /* The embedding's scales/biases as its lookup uses them: float32 copies
+   * for float32 activations (dequantize would round s*q to their bfloat16
+   * dtype, as MLX's dequantize does; the matmuls compute s*q + b in
+   * float32, and so must the lookup), else the stored ones. */
+  am_array embed_scales, embed_biases;
   am_array final_norm;
   am_llm_linear lm_head; /* the embedding when tied */
   am_kernel gated_delta;

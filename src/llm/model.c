@@ -579,13 +579,18 @@ static void each_array(am_llm_model *m, void (*fn)(am_array *, void *),
       fn(arrs[j], u);
   }
   am_llm_linear *top[] = {&m->embed, &m->lm_head};
-  int ntop = m->lm_head.w == m->embed.w ? 1 : 2; /* before fn changes them */
+  /* decided before fn changes the handles */
+  int ntop = m->lm_head.w == m->embed.w ? 1 : 2;
+  bool own_s = m->embed_scales != m->embed.scales,
+       own_b = m->embed_biases != m->embed.biases;
   for (int j = 0; j < ntop; j++) {
     fn(&top[j]->w, u);
     fn(&top[j]->scales, u);
     fn(&top[j]->biases, u);
   }
   fn(&m->final_norm, u);
+  if (own_s) fn(&m->embed_scales, u);
+  if (own_b) fn(&m->embed_biases, u);
 }
 
 static void free_one(am_array *x, void *u) {
@@ -713,6 +718,13 @@ static am_status build(am_llm_config *cfg, am_safetensors *st, uint64_t seed,
   m->embed = get_linear(&L, n, 0, d.V, d.D);
   m->info.n_active_params = before.n_active_params;
   m->info.active_bytes = before.active_bytes;
+  m->embed_scales = m->embed.scales;
+  m->embed_biases = m->embed.biases;
+  if (m->embed.quantized && m->embed.q.mode == AM_QUANT_AFFINE &&
+      dt == AM_F32 && am_array_dtype(m->embed.scales) != AM_F32) {
+    m->embed_scales = am_astype(m->embed.scales, AM_F32);
+    m->embed_biases = am_astype(m->embed.biases, AM_F32);
+  }
   snprintf(n, sizeof n, "%smodel.norm.weight", cfg->weight_prefix);
   m->final_norm = get_norm(&L, n, d.D);
   snprintf(n, sizeof n, "%slm_head", cfg->weight_prefix);

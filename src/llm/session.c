@@ -31,9 +31,9 @@ struct am_llm_session {
   int n_state;
   am_array *state; /* owned */
   int64_t pos, cap, max_ctx;
-  uint64_t draws;
-  int R;           /* repetition window */
-  int32_t *recent; /* ring of the last R tokens */
+  uint32_t key_state[2]; /* sampling keys: see run_chunk */
+  int R;                 /* repetition window */
+  int32_t *recent;       /* ring of the last R tokens */
   int64_t n_seen;
 };
 
@@ -126,6 +126,7 @@ am_status am_llm_session_new(am_llm_model *m, const am_llm_session_opts *o,
   s->max_ctx =
       s->o.max_context > 0 ? s->o.max_context : m->cfg->max_position_embeddings;
   if (s->max_ctx <= 0) s->max_ctx = 32768;
+  am_llm_key_from_seed(s->o.sampler.seed, s->key_state);
   s->R = s->o.sampler.repetition_context > 0 ? s->o.sampler.repetition_context
                                              : 20;
   s->n_state = am_llm_n_state(m);
@@ -162,6 +163,7 @@ void am_llm_session_reset(am_llm_session *s) {
   if (!s) return;
   s->pos = 0;
   s->n_seen = 0;
+  am_llm_key_from_seed(s->o.sampler.seed, s->key_state);
   if (state_init(s, s->cap)) { /* keeps the error message; the next feed */
     for (int i = 0; i < s->n_state; i++) { /* re-creates the state */
       am_array_free(s->state[i]);
@@ -190,12 +192,15 @@ static am_status run_chunk(am_llm_session *s, const int32_t *tokens, int64_t T,
     free(out);
     return am_set_error(AM_ERR_OOM, "session: out of memory");
   }
-  /* sampling key: a fresh counter value per draw */
-  uint64_t z = s->o.sampler.seed + 0x9e3779b97f4a7c15ull * ++s->draws;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  uint32_t key[2] = {(uint32_t)z, (uint32_t)(z >> 32)};
+  /* sampling key: MLX's sequence after mx.random.seed(seed), one split
+   * per call (mlx-lm draws once per step the same way) */
+  uint32_t key[2];
+  am_status ks = am_llm_key_next(s->key_state, key);
+  if (ks) {
+    free(inp);
+    free(out);
+    return ks;
+  }
   int32_t *rec = malloc((size_t)s->R * sizeof *rec);
   if (!rec) {
     free(inp);
