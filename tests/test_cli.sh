@@ -145,7 +145,12 @@ model_tests() {
 
   if [ -f "$MODEL/tokenizer.json" ]; then
     expect 0 "$AMORPH" generate --model "$MODEL" --prompt "Hello" \
-      --max-tokens 4 --temperature 0.7 --top-k 20 --seed 1 --quiet
+      --max-tokens 8 --temperature 0.9 --top-p 0.95 --seed 1 --quiet
+    [ "$(tr -d ' \n' <"$TMP/out")" != "" ] || fail "sampled text is empty"
+    cp "$TMP/out" "$TMP/first"
+    expect 0 "$AMORPH" generate --model "$MODEL" --prompt "Hello" \
+      --max-tokens 8 --temperature 0.9 --top-p 0.95 --seed 1 --quiet
+    cmp -s "$TMP/out" "$TMP/first" || fail "same seed, different text"
     expect 0 "$AMORPH" generate --model "$MODEL" --prompt "Hi" --chat \
       --system "Be brief." --max-tokens 4 --quiet
   fi
