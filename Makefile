@@ -1,5 +1,6 @@
 # amorph — the two commands:
-#   make demo   install what is missing, build, run the demo
+#   make demo   install what is missing, build, generate Shakespeare with
+#               the bundled demo model
 #   make test   install what is missing, build, run every test
 #               (normal build, then again under ASan+UBSan)
 # Other targets: build, bench, fuzz, format, format-check, clean.
@@ -36,9 +37,15 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# The bundled demo: a 4.75M-parameter qwen3_next model (4-bit, MLX layout)
+# trained on Tiny Shakespeare (scripts/train_demo.py), generated with the
+# whole decode step compiled once; ends with speed and compile statistics.
+DEMO_PROMPT ?= ROMEO:
 demo: build
-	./$(BUILD)/examples/00-readme
-	./$(BUILD)/examples/02-shapeless-compile
+	./$(BUILD)/tools/amorph inspect --model models/demo
+	./$(BUILD)/tools/amorph generate --model models/demo --prompt "$(DEMO_PROMPT)" \
+	  --max-tokens 200 --temperature 0.8 --top-k 40 --repetition-penalty 1.1 \
+	  --seed 7 --stats
 
 test-normal: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
