@@ -896,8 +896,10 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
 #pragma GCC unroll 4
       for (int q = 0; q < nwb; q++) {
         v[q] = _mm512_loadu_si512((const void *)(wj[q] + c / 2));
-        /* the same place in the next pass's rows: ~nwb rows ahead */
-        _mm_prefetch((const char *)(wj[q] + c / 2) + nwb * w_row, _MM_HINT_T1);
+        /* the same place two passes ahead (2 nwb rows): this machine's
+         * hardware prefetcher does not follow these streams */
+        _mm_prefetch((const char *)(wj[q] + c / 2) + 2 * nwb * w_row,
+                     _MM_HINT_T1);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
@@ -1083,7 +1085,8 @@ gemv4i_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
 #pragma GCC unroll 4
       for (int q = 0; q < nwb; q++) {
         v[q] = _mm512_loadu_si512((const void *)(wj[q] + c / 2));
-        _mm_prefetch((const char *)(wj[q] + c / 2) + nwb * w_row, _MM_HINT_T1);
+        _mm_prefetch((const char *)(wj[q] + c / 2) + 2 * nwb * w_row,
+                     _MM_HINT_T1);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++)
           t[q][r] = _mm512_setzero_si512();
