@@ -163,6 +163,25 @@ static void test_guard_refinement(void) {
         (unsigned long long)st.traces, (unsigned long long)st.fallbacks,
         (unsigned long long)st.entries);
   am_compiled_free(f);
+
+  /* declared constant: no guard, no re-trace; and a replay with the
+   * previous replay's shapes re-infers nothing */
+  o.constant_literals = true;
+  f = am_compile(f_heads, NULL, 1, 1, &o);
+  int64_t toks2[] = {4, 5, 5, 5, 1, 1, 4};
+  am_scope_push();
+  for (int i = 0; i < 7; i++) {
+    am_array x = t_rand(&r, (int64_t[]){toks2[i], 8}, 2, AM_F32, -1, 1);
+    call_and_compare(f, f_heads, &x, 1, 1, "constant literal");
+  }
+  am_scope_pop();
+  st = am_compiled_stats(f);
+  /* 4 traced; 5 and 1 re-inferred once each; 4 again: the trace */
+  CHECK(st.traces == 1 && st.fallbacks == 0 && st.reinfers == 2,
+        "constant_literals: traces %llu fallbacks %llu reinfers %llu",
+        (unsigned long long)st.traces, (unsigned long long)st.fallbacks,
+        (unsigned long long)st.reinfers);
+  am_compiled_free(f);
 }
 
 /* Size-1 axes at trace time must not make a reduction disappear. */
