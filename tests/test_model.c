@@ -269,7 +269,7 @@ static void test_sampling(void) {
 static char tmpdir[256];
 
 static void write_text(const char *dir, const char *name, const char *text) {
-  char path[512];
+  char path[1100];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   FILE *f = fopen(path, "w");
   if (f) {
@@ -366,6 +366,131 @@ static void test_files(void) {
   CHECK(s == AM_ERR_IO && strstr(am_last_error(), "model.safetensors"),
         "truncated: %d %s", s, am_last_error());
   am_llm_model_free(m);
+  am_llm_config_free(c);
+}
+
+/* A float copy of the quantized checkpoint in `q` (each quantized weight
+ * dequantized in float32) written to `out` with the float config. */
+static void dequantize_dir(const char *q, const char *out, const char *js) {
+  am_safetensors *st;
+  am_llm_config *qc;
+  char path[1024];
+  if (am_llm_config_load(q, &qc)) {
+    CHECK(0, "%s", am_last_error());
+    return;
+  }
+  snprintf(path, sizeof path, "%s/model.safetensors", q);
+  if (am_safetensors_open(path, &st)) {
+    CHECK(0, "%s", am_last_error());
+    return;
+  }
+  mkdir(out, 0755);
+  write_text(out, "config.json", js);
+  int64_t n = am_safetensors_count(st);
+  const char **names = malloc(sizeof *names * (size_t)n);
+  am_array *arrs = malloc(sizeof *arrs * (size_t)n);
+  int k = 0;
+  am_scope_push();
+  for (int64_t i = 0; i < n; i++) {
+    const char *nm = am_safetensors_name(st, i);
+    size_t l = strlen(nm);
+    if ((l > 7 && !strcmp(nm + l - 7, ".scales")) ||
+        (l > 7 && !strcmp(nm + l - 7, ".biases")))
+      continue;
+    am_array x = am_safetensors_get(st, nm);
+    if (l > 7 && !strcmp(nm + l - 7, ".weight")) {
+      char sn[600], bn[600];
+      snprintf(sn, sizeof sn, "%.*s.scales", (int)(l - 7), nm);
+      snprintf(bn, sizeof bn, "%.*s.biases", (int)(l - 7), nm);
+      char mod[600];
+      snprintf(mod, sizeof mod, "%.*s", (int)(l - 7), nm);
+      const am_llm_quant *wq = am_llm_config_quant_for(qc, mod);
+      if (am_safetensors_has(st, sn) && wq) {
+        am_llm_quant w = *wq;
+        am_array sc = am_safetensors_get(st, sn);
+        if (w.mode == AM_QUANT_AFFINE) sc = am_astype(sc, AM_F32);
+        am_array bi = am_safetensors_has(st, bn)
+                          ? am_astype(am_safetensors_get(st, bn), AM_F32)
+                          : NULL;
+        x = am_dequantize(x, sc, bi, w.group_size, w.bits, w.mode, NULL,
+                          AM_F32);
+      }
+    }
+    names[k] = nm;
+    arrs[k++] = x;
+  }
+  snprintf(path, sizeof path, "%s/model.safetensors", out);
+  CHECK(!am_safetensors_save(path, names, arrs, k, NULL), "save: %s",
+        am_last_error());
+  am_scope_pop();
+  free(names);
+  free(arrs);
+  am_safetensors_free(st);
+  am_llm_config_free(qc);
+}
+
+/* Every quantization mode, through quantize-on-load and through
+ * am_llm_convert + load (the same logits), and against the float model
+ * made of the dequantized weights (the quantized kernels' own error). */
+static void test_quant_modes(void) {
+  char js[4096], src[512], dst[512], deq[512];
+  snprintf(js, sizeof js, CFG_35, "");
+  am_llm_config *c = parse(CFG_35, false);
+  am_llm_model *f;
+  if (!c || am_llm_model_random(c, 21, NULL, &f)) {
+    CHECK(0, "model: %s", am_last_error());
+    am_llm_config_free(c);
+    return;
+  }
+  snprintf(src, sizeof src, "%s/float35", tmpdir);
+  save_model(f, js, src, NULL, NULL);
+  int n = 6;
+  int64_t V = c->vocab_size;
+  int32_t toks[6];
+  tokens(toks, n, (int)V, 5);
+  float *ref = malloc(sizeof *ref * n * V), *a = malloc(sizeof *a * n * V),
+        *b = malloc(sizeof *b * n * V);
+  static const am_quant_mode modes[] = {AM_QUANT_AFFINE, AM_QUANT_MXFP4,
+                                        AM_QUANT_MXFP8, AM_QUANT_NVFP4};
+  static const int bits[] = {8, 4, 8, 4}, groups[] = {32, 32, 32, 16};
+  for (int i = 0; i < 4; i++) {
+    am_llm_quant q = {groups[i], bits[i], modes[i]};
+    am_llm_load_opts o = {.quantize = true, .quant = q};
+    am_llm_model *ql = NULL, *qc = NULL, *fd = NULL;
+    snprintf(dst, sizeof dst, "%s/q%d", tmpdir, i);
+    snprintf(deq, sizeof deq, "%s/dq%d", tmpdir, i);
+    CHECK(!am_llm_model_load(src, &o, &ql), "mode %d load: %s", i,
+          am_last_error());
+    CHECK(!am_llm_convert(src, dst, &q, NULL, NULL), "mode %d convert: %s", i,
+          am_last_error());
+    CHECK(!am_llm_model_load(dst, NULL, &qc), "mode %d converted: %s", i,
+          am_last_error());
+    dequantize_dir(dst, deq, js);
+    CHECK(!am_llm_model_load(deq, NULL, &fd), "mode %d dequantized: %s", i,
+          am_last_error());
+    if (ql && qc && fd && run_all(ql, toks, n, 8, false, a, NULL) &&
+        run_all(qc, toks, n, 8, false, b, NULL) &&
+        run_all(fd, toks, n, 8, false, ref, NULL)) {
+      double scale, d = max_diff(a, b, n * V, NULL);
+      CHECK(d == 0, "mode %d: quantized on load vs converted differ by %g", i,
+            d);
+      CHECK(am_llm_model_get_info(qc).weight_bytes <
+                am_llm_model_get_info(fd).weight_bytes / 3,
+            "mode %d: not smaller", i);
+      d = max_diff(a, ref, n * V, &scale);
+      CHECK(d <= 1e-4 * scale,
+            "mode %d: %g from its dequantized weights "
+            "(max %g)",
+            i, d, scale);
+    }
+    am_llm_model_free(ql);
+    am_llm_model_free(qc);
+    am_llm_model_free(fd);
+  }
+  free(ref);
+  free(a);
+  free(b);
+  am_llm_model_free(f);
   am_llm_config_free(c);
 }
 
@@ -494,6 +619,7 @@ int main(void) {
   test_long_generation();
   test_sampling();
   test_files();
+  test_quant_modes();
 
   int refs = 0;
   DIR *d = opendir("data/models");
