@@ -189,52 +189,53 @@ bool am_cpu_has_avx2(void) {
 }
 
 /* Features some compilers' __builtin_cpu_supports does not know (clang 14
- * rejects "f16c" and "avx512bf16"): read CPUID directly. */
-/* CPUID traps to the hypervisor in a virtual machine (microseconds), and
- * kernels ask per call: the answers are cached (0 unknown, 1 no, 2 yes). */
-static _Atomic int has_f16c, has_bf16, has_vnni;
-
-bool am_cpu_has_f16c(void) {
-  int v = atomic_load_explicit(&has_f16c, memory_order_relaxed);
+ * rejects "f16c" and "avx512bf16") come from CPUID directly. CPUID traps
+ * to the hypervisor in a virtual machine (microseconds), and
+ * kernels ask per call: each answer is cached (0 unknown, 1 no, 2 yes). */
+static bool cached(_Atomic int *slot, bool (*probe)(void)) {
+  int v = atomic_load_explicit(slot, memory_order_relaxed);
   if (v) return v == 2;
+  bool r = probe();
+  atomic_store_explicit(slot, r ? 2 : 1, memory_order_relaxed);
+  return r;
+}
+
 #if defined(__x86_64__) || defined(__i386__)
+/* CPUID leaf 7 (subleaf `sub`) register `reg` (0 eax .. 3 edx) bit. */
+static bool leaf7_bit(unsigned sub, int reg, int bit) {
+  unsigned r[4];
+  if (__get_cpuid_max(0, NULL) < 7) return false;
+  __cpuid_count(7, sub, r[0], r[1], r[2], r[3]);
+  return (r[reg] >> bit) & 1u;
+}
+static bool probe_f16c(void) {
   unsigned a, b, c, d;
-  bool r = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+static bool probe_bf16(void) {
+  return am_cpu_has_avx512() && leaf7_bit(1, 0, 5);
+}
+static bool probe_vnni(void) {
+  return am_cpu_has_avx512() && leaf7_bit(0, 2, 11);
+}
 #else
-  bool r = false;
-#endif
-  atomic_store_explicit(&has_f16c, r ? 2 : 1, memory_order_relaxed);
-  return r;
+static bool probe_none(void) {
+  return false;
 }
+#define probe_f16c probe_none
+#define probe_bf16 probe_none
+#define probe_vnni probe_none
+#endif
 
+static _Atomic int has_f16c, has_bf16, has_vnni;
+bool am_cpu_has_f16c(void) {
+  return cached(&has_f16c, probe_f16c);
+}
 bool am_cpu_has_avx512bf16(void) {
-  int v = atomic_load_explicit(&has_bf16, memory_order_relaxed);
-  if (v) return v == 2;
-  bool r = false;
-#if defined(__x86_64__) || defined(__i386__)
-  unsigned a, b, c, d;
-  if (__get_cpuid_max(0, NULL) >= 7) {
-    __cpuid_count(7, 1, a, b, c, d);
-    r = am_cpu_has_avx512() && (a & (1u << 5));
-  }
-#endif
-  atomic_store_explicit(&has_bf16, r ? 2 : 1, memory_order_relaxed);
-  return r;
+  return cached(&has_bf16, probe_bf16);
 }
-
 bool am_cpu_has_avx512vnni(void) {
-  int v = atomic_load_explicit(&has_vnni, memory_order_relaxed);
-  if (v) return v == 2;
-  bool r = false;
-#if defined(__x86_64__) || defined(__i386__)
-  unsigned a, b, c, d;
-  if (__get_cpuid_max(0, NULL) >= 7) {
-    __cpuid_count(7, 0, a, b, c, d);
-    r = am_cpu_has_avx512() && (c & (1u << 11));
-  }
-#endif
-  atomic_store_explicit(&has_vnni, r ? 2 : 1, memory_order_relaxed);
-  return r;
+  return cached(&has_vnni, probe_vnni);
 }
 
 bool am_cpu_has_avx512(void) {

@@ -662,6 +662,29 @@ static KFN void KNAME(gemv)(const am_qfmt *f, const uint8_t *w, int64_t w_row,
 #undef GEMV_NR
 
 #if QMM_ISA == 512
+#ifndef GEMV_BY_ROWS
+/* A fused GEMV entry point (am_q_gemv_fn) dispatching the x row count to
+ * a kernel instantiated for it (1..4, a compile-time constant there). */
+#define GEMV_BY_ROWS(name, attr, CALL)                                         \
+  static attr void name(const am_qfmt *f, const uint8_t *w, int64_t w_row,     \
+                        const char *s, int64_t s_row, const char *b,           \
+                        int64_t b_row, int64_t K, const float *const *xp,      \
+                        const float *const *xs, int nr, int nw, float *out) {  \
+    switch (nr) {                                                              \
+    case 1:                                                                    \
+      CALL(1);                                                                 \
+      break;                                                                   \
+    case 2:                                                                    \
+      CALL(2);                                                                 \
+      break;                                                                   \
+    case 3:                                                                    \
+      CALL(3);                                                                 \
+      break;                                                                   \
+    default:                                                                   \
+      CALL(4);                                                                 \
+    }                                                                          \
+  }
+#endif
 /* ---- fused GEMV on bfloat16 activations (AVX512-BF16) ----
  *
  * For x held exactly in bfloat16 (a bfloat16 x), 4-bit codes become
@@ -746,24 +769,10 @@ gemv_bf16_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
   }
 }
 
-static KFNB void gemv_bf16(const am_qfmt *f, const uint8_t *w, int64_t w_row,
-                           const char *s, int64_t s_row, const char *b,
-                           int64_t b_row, int64_t K, const float *const *xp,
-                           const float *const *xs, int nr, int nw, float *out) {
-  switch (nr) {
-  case 1:
-    gemv_bf16_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 1);
-    break;
-  case 2:
-    gemv_bf16_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 2);
-    break;
-  case 3:
-    gemv_bf16_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 3);
-    break;
-  default:
-    gemv_bf16_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 4);
-  }
-}
+#define GEMV_BF16_CALL(n)                                                      \
+  gemv_bf16_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, n)
+GEMV_BY_ROWS(gemv_bf16, KFNB, GEMV_BF16_CALL)
+#undef GEMV_BF16_CALL
 #endif
 
 #if QMM_ISA == 512
@@ -1136,46 +1145,19 @@ gemv4i_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
 }
 #undef NIB16
 
-static KFNV void gemv4i(const am_qfmt *f, const uint8_t *w, int64_t w_row,
-                        const char *s, int64_t s_row, const char *b,
-                        int64_t b_row, int64_t K, const float *const *xp,
-                        const float *const *xs, int nr, int nw, float *out) {
-  switch (nr) {
-  case 1:
-    gemv4i_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 1);
-    break;
-  case 2:
-    gemv4i_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 2);
-    break;
-  case 3:
-    gemv4i_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 3);
-    break;
-  default:
-    gemv4i_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 4);
-  }
-}
+#define GEMV4I_CALL(n)                                                         \
+  gemv4i_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, n)
+GEMV_BY_ROWS(gemv4i, KFNV, GEMV4I_CALL)
+#undef GEMV4I_CALL
 
-#define GEMV4L_CASE(n, bf)                                                     \
-  case n:                                                                      \
-    gemv4l_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, n, bf);      \
-    break;
-#define GEMV4L(name, bf)                                                       \
-  static KFNB void name(const am_qfmt *f, const uint8_t *w, int64_t w_row,     \
-                        const char *s, int64_t s_row, const char *b,           \
-                        int64_t b_row, int64_t K, const float *const *xp,      \
-                        const float *const *xs, int nr, int nw, float *out) {  \
-    switch (nr) {                                                              \
-      GEMV4L_CASE(1, bf)                                                       \
-      GEMV4L_CASE(2, bf)                                                       \
-      GEMV4L_CASE(3, bf)                                                       \
-    default:                                                                   \
-      gemv4l_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, 4, bf);    \
-    }                                                                          \
-  }
-GEMV4L(gemv4l_f32, 0)
-GEMV4L(gemv4l_bf16, 1)
-#undef GEMV4L
-#undef GEMV4L_CASE
+#define GEMV4L_F32_CALL(n)                                                     \
+  gemv4l_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, n, 0)
+#define GEMV4L_BF16_CALL(n)                                                    \
+  gemv4l_k(f, w, w_row, s, s_row, b, b_row, K, xp, xs, nw, out, n, 1)
+GEMV_BY_ROWS(gemv4l_f32, KFNB, GEMV4L_F32_CALL)
+GEMV_BY_ROWS(gemv4l_bf16, KFNB, GEMV4L_BF16_CALL)
+#undef GEMV4L_F32_CALL
+#undef GEMV4L_BF16_CALL
 #endif
 
 #endif /* QMM_ISA */
