@@ -869,6 +869,10 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
                  : 7);
   const uint8_t *wj[4];
   __m512 acc[4][4];
+  /* prefetch distance: two passes of rows ahead, and at least 8 KiB (short
+   * rows, K = 512, would otherwise ask too late) */
+  int64_t pf = 2 * nwb * w_row;
+  if (pf < 8192) pf = (8192 + w_row - 1) / w_row * w_row;
 #pragma GCC unroll 4
   for (int q = 0; q < nwb; q++) {
     wj[q] = w + (j0 + q) * w_row;
@@ -907,8 +911,7 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
         v[q] = _mm512_loadu_si512((const void *)(wj[q] + c / 2));
         /* the same place two passes ahead (2 nwb rows): this machine's
          * hardware prefetcher does not follow these streams */
-        _mm_prefetch((const char *)(wj[q] + c / 2) + 2 * nwb * w_row,
-                     _MM_HINT_T1);
+        _mm_prefetch((const char *)(wj[q] + c / 2) + pf, _MM_HINT_T1);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
@@ -1056,6 +1059,8 @@ gemv4i_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
   const uint8_t *wj[4];
   const float *sxr[4];
   __m512 acc[4][4];
+  int64_t pf = 2 * nwb * w_row; /* as in gemv4l_blk */
+  if (pf < 8192) pf = (8192 + w_row - 1) / w_row * w_row;
 #pragma GCC unroll 4
   for (int r = 0; r < nr; r++)
     sxr[r] = xpf[r] + K / 2;
@@ -1094,8 +1099,7 @@ gemv4i_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
 #pragma GCC unroll 4
       for (int q = 0; q < nwb; q++) {
         v[q] = _mm512_loadu_si512((const void *)(wj[q] + c / 2));
-        _mm_prefetch((const char *)(wj[q] + c / 2) + 2 * nwb * w_row,
-                     _MM_HINT_T1);
+        _mm_prefetch((const char *)(wj[q] + c / 2) + pf, _MM_HINT_T1);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++)
           t[q][r] = _mm512_setzero_si512();
