@@ -570,6 +570,21 @@ static am_status pair_indices(const am_arr *idx, const int64_t *bshape, int nb,
   return AM_OK;
 }
 
+/* x rows into the fused GEMV's layout, a range of rows per task. */
+typedef struct {
+  am_q_prep_fn prep;
+  const float *x;
+  int64_t K, ng;
+  int gs;
+  float *xp, *xs;
+} prep_job;
+static void prep_rows(void *ctx, int64_t r0, int64_t r1) {
+  const prep_job *j = ctx;
+  for (int64_t r = r0; r < r1; r++)
+    j->prep(j->x + r * j->K, j->K, j->gs, j->xp + r * j->K,
+            j->xs ? j->xs + r * j->ng : NULL);
+}
+
 /* Runs one op: pairs from the index operands (NULL: defaults), weights
  * (w, s, b) of format f, x as given. out[0] must have shape B + [M, N]
  * (or x-like for quantized_matmul; only its size matters). */
@@ -622,8 +637,15 @@ static am_status qmm_eval_common(const am_arr *x, const am_arr *w,
     xpown = malloc((size_t)(rows * (K + (affine ? ng : 0))) * sizeof *xpown);
     if (xpown) {
       float *xs = affine ? xpown + rows * K : NULL;
-      for (int64_t r = 0; r < rows; r++)
-        prep(pb.x + r * K, K, f->gs, xpown + r * K, xs ? xs + r * ng : NULL);
+      prep_job pj = {.prep = prep,
+                     .x = pb.x,
+                     .K = K,
+                     .gs = f->gs,
+                     .ng = ng,
+                     .xp = xpown,
+                     .xs = xs};
+      /* many rows (prefill): as much work as a small GEMM, so in parallel */
+      am_parallel_for(rows, 1 + (1 << 15) / (K + 1), prep_rows, &pj);
       pb.xp = xpown;
       pb.xsum = xs;
     }

@@ -1014,24 +1014,33 @@ gemv4l_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
 static KFNV void prep4i(const float *x, int64_t K, int gs, float *xpv,
                         float *xsum) {
   int16_t *xp = (int16_t *)xpv;
-  float *sx = xpv + K / 2; /* after the K int16 values */
-  for (int64_t g = 0; g * gs < K; g++) {
-    float m = 0, s = 0;
-    for (int j = 0; j < gs; j++) {
-      float a = fabsf(x[g * gs + j]);
-      m = a > m ? a : m;
-      s += x[g * gs + j];
+  float *sx = xpv + K / 2;               /* after the K int16 values */
+  for (int64_t g = 0; g * gs < K; g++) { /* gs is 32, 64 or 128 */
+    __m512 m = _mm512_setzero_ps(), sm = _mm512_setzero_ps();
+    for (int j = 0; j < gs; j += 16) {
+      __m512 v = _mm512_loadu_ps(x + g * gs + j);
+      m = _mm512_max_ps(m, _mm512_abs_ps(v));
+      sm = _mm512_add_ps(sm, v);
     }
-    xsum[g] = s;
-    sx[g] = m > 0 && isfinite(m) ? m / 32767.0f : 0.0f;
+    float mx = _mm512_reduce_max_ps(m);
+    xsum[g] = _mm512_reduce_add_ps(sm);
+    sx[g] = mx > 0 && isfinite(mx) ? mx / 32767.0f : 0.0f;
   }
-  for (int64_t b = 0; b < K; b += 128)
-    for (int k = 0; k < 4; k++)
-      for (int i = 0; i < 32; i++) {
-        int64_t e = b + 4 * i + k;
-        float d = sx[e / gs];
-        xp[b + 32 * k + i] = d > 0 ? (int16_t)lrintf(x[e] / d) : 0;
-      }
+  /* per 128-block: round in natural order (16 lanes share a group), then
+   * x[b + 4i + k] to run k */
+  for (int64_t b = 0; b < K; b += 128) {
+    int16_t t[128];
+    for (int c = 0; c < 8; c++) {
+      float d = sx[(b + 16 * c) / gs];
+      __m512 iv = _mm512_set1_ps(d > 0 ? 1.0f / d : 0.0f);
+      __m512i q = _mm512_cvtps_epi32(
+          _mm512_mul_ps(_mm512_loadu_ps(x + b + 16 * c), iv));
+      _mm256_storeu_si256((__m256i *)(t + 16 * c), _mm512_cvtsepi32_epi16(q));
+    }
+    for (int i = 0; i < 32; i++)
+      for (int k = 0; k < 4; k++)
+        xp[b + 32 * k + i] = t[4 * i + k];
+  }
 }
 
 /* nibble k of each u16 lane */
