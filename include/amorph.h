@@ -745,15 +745,15 @@ AM_API am_array am_quantized_matmul(am_array x, am_array wq, am_array scales,
                                     am_array biases, bool transpose,
                                     int group_size, int bits,
                                     am_quant_mode mode);
-/** Precision of float32 x against affine 4-bit weights. By default, on
- * CPUs with AVX512-VNNI, the fused kernels round x per quantization group
- * to 16-bit integers (relative error at most 2^-16 of the group's largest
- * |x|, far below the weights' own 4-bit error; llama.cpp rounds
- * activations to 8 bits) and multiply in integers, about 1.5x faster than
- * float32 products, which are arithmetic-bound on few cores. precise =
- * true (or AM_QMM_PRECISE=1 in the environment) keeps float32 products.
- * float16/bfloat16 x is never rounded further. */
-AM_API void am_set_qmm_precise(bool precise);
+/** Kernels for float32 x against affine 4-bit weights. By default, on
+ * CPUs with AVX512-VNNI, x is split per quantization group into two
+ * 16-bit integer terms (x = s (hi + lo / 65536), so x is kept to ~2^-32
+ * of the group's largest |x|, finer than float32 rounding) and multiplied
+ * with the codes in exact integer dot products: about 1.4x the speed of
+ * float32 products, which are arithmetic-bound on few cores, and at least
+ * as accurate. on = true (or AM_QMM_FLOAT=1 in the environment) uses the
+ * float32 kernels instead (for comparison). */
+AM_API void am_set_qmm_float_kernels(bool on);
 /** Quantized matmul with matrix-level gather (MoE experts): x [..bx.., M,
  * K], w [..bw.., N, Kp] (transpose) with scales/biases of w's batch dims.
  * lhs_indices / rhs_indices (integer arrays, either may be NULL) hold flat
@@ -915,6 +915,13 @@ typedef struct am_kernel_desc {
   const am_kernel_cuda_desc *cuda; /* NULL: no CUDA source                  */
   void *user;                      /* passed to every callback; must outlive
                                       the kernel and the graphs using it      */
+  /* In place: output j may take over the buffer of input inplace[j] - 1
+   * (0: never) when that input is dead at eval (no other holder: a
+   * consumed compile state, say) and has the output's size and element
+   * size; the CPU function then sees the same data pointer for both and
+   * must allow it (a state updated in place reads each element before it
+   * writes it). Saves an output allocation and its memory traffic. */
+  int inplace[AM_KERNEL_MAX_IO];
 } am_kernel_desc;
 
 /** A new kernel (the desc's strings are copied), or NULL with

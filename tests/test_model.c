@@ -584,15 +584,13 @@ static int test_refs(const char *dir, const char *weights, double tol) {
     if (!ref || !strstr(e->d_name, ".safetensors")) continue;
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    /* float32 products, then the default (4-bit kernels may round x per
-     * group to 16 bits: am_set_qmm_precise): the same greedy tokens, logits
-     * within a few percent after hundreds of steps */
-    am_set_qmm_precise(true);
+    /* the default kernels, then for 4-bit models also the float32 ones
+     * (am_set_qmm_float_kernels) */
     check_ref(m, dir + strlen("data/models/"), path, tol);
     if (m->cfg->quantized) {
-      am_set_qmm_precise(false);
-      check_ref(m, dir + strlen("data/models/"), path, 5e-2);
-      am_set_qmm_precise(true);
+      am_set_qmm_float_kernels(true);
+      check_ref(m, dir + strlen("data/models/"), path, tol);
+      am_set_qmm_float_kernels(false);
     }
     n++;
   }
@@ -607,10 +605,6 @@ int main(void) {
     fprintf(stderr, "mkdtemp failed\n");
     return 1;
   }
-  /* float32 products: the comparisons below are between two runs of the
-   * same model, where rounding x to 16 bits could flip at different
-   * places (the fast kernels are checked against the references) */
-  am_set_qmm_precise(true);
   const char *names[3] = {"qwen3_next", "qwen3_5_moe", "qwen3_moe"};
   const char *cfgs[3] = {CFG_NEXT, CFG_35, CFG_MOE};
   for (int i = 0; i < 3; i++)

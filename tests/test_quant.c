@@ -386,9 +386,6 @@ static void test_roundtrip(void) {
 
 /* ========================================================= matmuls */
 
-/* Looser for the pass that lets float32 x be rounded to 16 bits. */
-static double g_f32_close_scale = 1;
-
 /* |got - want| <= atol + rtol * max|want| for every element. */
 static void expect_close(am_array y, const double *want, int64_t n, double rtol,
                          double atol, const char *what) {
@@ -404,7 +401,6 @@ static void expect_close(am_array y, const double *want, int64_t n, double rtol,
   CHECK(am_array_read(y, AM_F64, got, n) == AM_OK, "%s: read", what);
   for (int64_t i = 0; i < n; i++)
     mx = fabs(want[i]) > mx ? fabs(want[i]) : mx;
-  if (am_array_dtype(y) == AM_F32) rtol *= g_f32_close_scale;
   int bad = 0;
   for (int64_t i = 0; i < n && bad < 3; i++)
     if (!(fabs(got[i] - want[i]) <= atol + rtol * mx)) {
@@ -550,8 +546,6 @@ static void h_gather(const double *x, int64_t M, int64_t K, const double *wd,
       }
 }
 
-static double g_f32_mag_tol = 2e-6;
-
 static void expect_ref(am_array y, const double *want, const double *mag,
                        int64_t n, am_dtype odt, const char *what) {
   if (am_array_status(y)) {
@@ -562,9 +556,7 @@ static void expect_ref(am_array y, const double *want, const double *mag,
         am_dtype_name(am_array_dtype(y)), am_dtype_name(odt));
   double *got = read_f64(y);
   double rt = out_rtol(odt);
-  /* float32 x may be rounded per group to 16 bits (am_set_qmm_precise):
-   * an error of at most 2^-16 of a group's largest |x| per product */
-  double mt = odt == AM_F32 ? g_f32_mag_tol : 2e-6;
+  double mt = 2e-6;
   int bad = 0;
   for (int64_t i = 0; i < n && bad < 3; i++)
     if (!(fabs(got[i] - want[i]) <= mt * mag[i] + rt * fabs(want[i]) + 1e-30)) {
@@ -997,16 +989,14 @@ int main(void) {
   static const int isas[] = {1, 2, 512, 1024, 1024};
   for (int i = 0; i < 5; i++) {
     am_qmm_set_isa(isas[i]);
-    /* the last pass lets float32 x be rounded to 16 bits (VNNI) */
-    am_set_qmm_precise(i < 4);
-    g_f32_mag_tol = i < 4 ? 2e-6 : 4e-5;
-    g_f32_close_scale = i < 4 ? 1 : 10;
+    /* the last pass with the integer (VNNI) kernels for float32 x */
+    am_set_qmm_float_kernels(i < 4);
     test_mm_goldens();
     test_qmm_ref();
     test_gather_ref();
   }
   am_qmm_set_isa(0);
-  am_set_qmm_precise(true);
+  am_set_qmm_float_kernels(false);
   test_mm_shapes();
   test_mm_empty_errors();
   return t_summary();

@@ -10,7 +10,8 @@
  * One task is a block of state rows (b, h, dv..dv+RB): each row stays in
  * L1 for the whole T loop, the row update is one fused pass (decay folded
  * into the dot: m = g (S k), S = g S + d k), and rows are independent, so
- * the state is read once and written once.
+ * the state is read once and written once — in place when the old state
+ * is dead (a compiled step's donated state).
  */
 #ifndef AM_GATED_DELTA_H
 #define AM_GATED_DELTA_H
@@ -133,7 +134,8 @@ static am_status gd_cpu(const am_kernel_call *c, int64_t begin, int64_t end) {
   for (int64_t r0 = begin * GD_ROWS; r0 < end * GD_ROWS && r0 < rows; r0++) {
     int64_t b = r0 / (Hv * Dv), h = r0 / Dv % Hv, dv = r0 % Dv;
     float *row = so + r0 * Dk;
-    memcpy(row, s + r0 * Dk, (size_t)Dk * sizeof *row);
+    if (row != s + r0 * Dk) /* else updated in place (the state donated) */
+      memcpy(row, s + r0 * Dk, (size_t)Dk * sizeof *row);
     const float *kb = k + (b * T * Hk + h / rep) * Dk;
     const float *qb = q + (b * T * Hk + h / rep) * Dk;
     const float *gb = g + b * T * Hv + h, *bb = beta + b * T * Hv + h;
@@ -156,7 +158,8 @@ static inline am_kernel gd_kernel_new(bool with_shapes) {
                       .n_out = 2,
                       .cpu = gd_cpu,
                       .cpu_tasks = gd_tasks,
-                      .shapes = with_shapes ? gd_shapes : NULL};
+                      .shapes = with_shapes ? gd_shapes : NULL,
+                      .inplace = {0, 6}}; /* new state over the old one */
   return am_kernel_new(&d);
 }
 

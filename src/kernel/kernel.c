@@ -92,6 +92,13 @@ static am_status check_desc(const am_kernel_desc *d) {
                    "am_kernel_new: kernel '%s': %d inputs, %d outputs (1..%d "
                    "each)",
                    d->name, d->n_in, d->n_out, AM_KERNEL_MAX_IO);
+  for (int j = 0; j < AM_KERNEL_MAX_IO; j++)
+    if (d->inplace[j] < 0 || d->inplace[j] > d->n_in ||
+        (d->inplace[j] && j >= d->n_out))
+      return AM_FAIL(AM_ERR_INVALID_ARG,
+                     "am_kernel_new: kernel '%s': inplace[%d] = %d (0, or an "
+                     "input 1..%d for an output)",
+                     d->name, j, d->inplace[j], d->n_in);
   if (!d->cpu && !d->cuda)
     return AM_FAIL(AM_ERR_INVALID_ARG,
                    "am_kernel_new: kernel '%s' has neither a CPU function nor "
@@ -140,6 +147,7 @@ am_kernel am_kernel_new(const am_kernel_desc *d) {
   k->cpu_tasks = d->cpu_tasks;
   k->shapes = d->shapes;
   k->allow_strided = d->allow_strided;
+  memcpy(k->inplace, d->inplace, sizeof k->inplace);
   k->user = d->user;
   bool oom = !k->name;
   if (d->cuda) {
@@ -345,7 +353,11 @@ static am_status ck_eval(am_arr *const *in, int n_in, am_arr *const *out,
   }
   for (int j = 0; j < n_out && !s; j++) {
     am_arr *o = out[j];
-    s = am_out_alloc(o);
+    int from = k->inplace[j] - 1; /* an input copied above cannot serve */
+    if (from >= 0 && from < n_in && !tmp[from] && !p->a.has_init)
+      s = am_out_alloc_donate(o, &in[from], 1);
+    else
+      s = am_out_alloc(o);
     if (s) break;
     if (p->a.has_init) fill_init(o, p->a.init_value);
     ob[j] = (am_kernel_buf){.data = o->size ? am_arr_ptr(o) : NULL,

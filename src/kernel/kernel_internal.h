@@ -16,6 +16,7 @@ struct am_kernel_s {
   am_kernel_tasks_fn cpu_tasks;
   am_kernel_shape_fn shapes;
   bool allow_strided;
+  int inplace[AM_KERNEL_MAX_IO]; /* am_kernel_desc.inplace */
   void *user;
   /* CUDA (has_cuda): MLX cuda_kernel fields, copied */
   bool has_cuda;

@@ -140,6 +140,7 @@ typedef struct {
   int64_t M, N, K;
   const float *x; /* float32 [n_x][M][K]                               */
   const float *xp, *xsum; /* x prepared for the fused GEMV (or NULL)   */
+  int64_t xp_stride;      /* floats between prepared rows: K + K / gs  */
   am_q_gemv_fn gemv;      /* the GEMV xp was prepared for             */
   int gemv_rows;          /* x rows it takes per call                 */
   int64_t n_x, n_w;
@@ -217,7 +218,7 @@ static void task_t_fused(const qmm_run *c, int64_t g, int64_t r0, int64_t nr,
       int64_t orow;
       group_row(c, g, r0 + r + i, &xr, &orow);
       int64_t xi = (xr - pb->x) / pb->K;
-      xp[i] = pb->xp + xi * pb->K;
+      xp[i] = pb->xp + xi * pb->xp_stride;
       xs[i] = pb->xsum ? pb->xsum + xi * ng : NULL;
     }
     c->gemv(&wt->f, (const uint8_t *)wt->w + mo[0] + n0 * wt->w_row, wt->w_row,
@@ -574,14 +575,14 @@ static am_status pair_indices(const am_arr *idx, const int64_t *bshape, int nb,
 typedef struct {
   am_q_prep_fn prep;
   const float *x;
-  int64_t K, ng;
+  int64_t K, xst, ng;
   int gs;
   float *xp, *xs;
 } prep_job;
 static void prep_rows(void *ctx, int64_t r0, int64_t r1) {
   const prep_job *j = ctx;
   for (int64_t r = r0; r < r1; r++)
-    j->prep(j->x + r * j->K, j->K, j->gs, j->xp + r * j->K,
+    j->prep(j->x + r * j->K, j->K, j->gs, j->xp + r * j->xst,
             j->xs ? j->xs + r * j->ng : NULL);
 }
 
@@ -634,16 +635,20 @@ static am_status qmm_eval_common(const am_arr *x, const am_arr *w,
     /* x rows in the fused GEMV's order, plus group sums (affine) */
     int64_t rows = pb.n_x * M, ng = K / f->gs;
     bool affine = f->mode == AM_QUANT_AFFINE;
-    xpown = malloc((size_t)(rows * (K + (affine ? ng : 0))) * sizeof *xpown);
+    /* a prepared row has room for K + K / gs floats (am_q_prep_fn) */
+    int64_t xst = K + ng;
+    xpown = malloc((size_t)(rows * (xst + (affine ? ng : 0))) * sizeof *xpown);
     if (xpown) {
-      float *xs = affine ? xpown + rows * K : NULL;
+      float *xs = affine ? xpown + rows * xst : NULL;
       prep_job pj = {.prep = prep,
                      .x = pb.x,
                      .K = K,
+                     .xst = xst,
                      .gs = f->gs,
                      .ng = ng,
                      .xp = xpown,
                      .xs = xs};
+      pb.xp_stride = xst;
       /* many rows (prefill): as much work as a small GEMM, so in parallel */
       am_parallel_for(rows, 1 + (1 << 15) / (K + 1), prep_rows, &pj);
       pb.xp = xpown;

@@ -95,15 +95,15 @@ static bool use_bf16(void) {
   return (f == 0 || f >= 1024) && am_cpu_has_avx512() &&
          am_cpu_has_avx512bf16();
 }
-/* am_set_qmm_precise / AM_QMM_PRECISE: 0 unknown, 1 precise, 2 fast */
+/* am_set_qmm_float_kernels / AM_QMM_FLOAT: 0 unknown, 1 float, 2 integer */
 static atomic_int g_precise;
-void am_set_qmm_precise(bool precise) {
-  atomic_store(&g_precise, precise ? 1 : 2);
+void am_set_qmm_float_kernels(bool on) {
+  atomic_store(&g_precise, on ? 1 : 2);
 }
 static bool use_vnni(void) {
   int p = atomic_load(&g_precise);
   if (!p) {
-    const char *e = getenv("AM_QMM_PRECISE");
+    const char *e = getenv("AM_QMM_FLOAT");
     p = e && *e && *e != '0' ? 1 : 2;
     atomic_store(&g_precise, p);
   }
@@ -173,8 +173,8 @@ bool am_q_fused_simd(const am_qfmt *f, int64_t K, am_dtype xdt,
 void am_qmm_set_isa(int isa) {
   (void)isa;
 }
-void am_set_qmm_precise(bool precise) {
-  (void)precise; /* the portable kernels are float32 throughout */
+void am_set_qmm_float_kernels(bool on) {
+  (void)on; /* the portable kernels are float32 throughout */
 }
 am_q_decode_fn am_q_decoder_simd(const am_qfmt *f) {
   (void)f;
@@ -1013,8 +1013,8 @@ gemv4l_k(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
 
 static KFNV void prep4i(const float *x, int64_t K, int gs, float *xpv,
                         float *xsum) {
-  int16_t *xp = (int16_t *)xpv;
-  float *sx = xpv + K / 2;               /* after the K int16 values */
+  int16_t *hi = (int16_t *)xpv, *lo = hi + K;
+  float *sx = xpv + K;                   /* after the 2K int16 values */
   for (int64_t g = 0; g * gs < K; g++) { /* gs is 32, 64 or 128 */
     __m512 m = _mm512_setzero_ps(), sm = _mm512_setzero_ps();
     for (int j = 0; j < gs; j += 16) {
@@ -1026,20 +1026,28 @@ static KFNV void prep4i(const float *x, int64_t K, int gs, float *xpv,
     xsum[g] = _mm512_reduce_add_ps(sm);
     sx[g] = mx > 0 && isfinite(mx) ? mx / 32767.0f : 0.0f;
   }
-  /* per 128-block: round in natural order (16 lanes share a group), then
-   * x[b + 4i + k] to run k */
+  /* per 128-block: hi = round(x / sx), lo = round((x - hi sx) 65536 / sx)
+   * in natural order (16 lanes share a group), then x[b + 4i + k] to run
+   * k. The residual is at most sx / 2, so lo fits; both terms together
+   * hold x to ~2^-32 of the group's largest |x|. */
   for (int64_t b = 0; b < K; b += 128) {
-    int16_t t[128];
+    int16_t th[128], tl[128];
     for (int c = 0; c < 8; c++) {
       float d = sx[(b + 16 * c) / gs];
-      __m512 iv = _mm512_set1_ps(d > 0 ? 1.0f / d : 0.0f);
-      __m512i q = _mm512_cvtps_epi32(
-          _mm512_mul_ps(_mm512_loadu_ps(x + b + 16 * c), iv));
-      _mm256_storeu_si256((__m256i *)(t + 16 * c), _mm512_cvtsepi32_epi16(q));
+      __m512 dv = _mm512_set1_ps(d), iv = _mm512_set1_ps(d > 0 ? 1 / d : 0),
+             iv2 = _mm512_set1_ps(d > 0 ? 65536.0f / d : 0);
+      __m512 v = _mm512_loadu_ps(x + b + 16 * c);
+      __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(v, iv));
+      __m512 r = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(q), dv, v);
+      __m512i ql = _mm512_cvtps_epi32(_mm512_mul_ps(r, iv2));
+      _mm256_storeu_si256((__m256i *)(th + 16 * c), _mm512_cvtsepi32_epi16(q));
+      _mm256_storeu_si256((__m256i *)(tl + 16 * c), _mm512_cvtsepi32_epi16(ql));
     }
     for (int i = 0; i < 32; i++)
-      for (int k = 0; k < 4; k++)
-        xp[b + 32 * k + i] = t[4 * i + k];
+      for (int k = 0; k < 4; k++) {
+        hi[b + 32 * k + i] = th[4 * i + k];
+        lo[b + 32 * k + i] = tl[4 * i + k];
+      }
   }
 }
 
@@ -1072,7 +1080,7 @@ gemv4i_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
   if (pf < 8192) pf = (8192 + w_row - 1) / w_row * w_row;
 #pragma GCC unroll 4
   for (int r = 0; r < nr; r++)
-    sxr[r] = xpf[r] + K / 2;
+    sxr[r] = xpf[r] + K; /* after hi and lo */
 #pragma GCC unroll 4
   for (int q = 0; q < nwb; q++) {
     wj[q] = w + (j0 + q) * w_row;
@@ -1104,38 +1112,45 @@ gemv4i_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
     }
     int64_t c0 = g0 * gs, c1 = c0 + gn * gs, gb = 0, gstep = 128 / gs;
     for (int64_t c = c0; c < c1; c += 128, gb += gstep) {
-      __m512i v[4], t[4][4];
+      __m512i v[4], t[4][4], u[4][4]; /* hi and lo products */
 #pragma GCC unroll 4
       for (int q = 0; q < nwb; q++) {
         v[q] = _mm512_loadu_si512((const void *)(wj[q] + c / 2));
         _mm_prefetch((const char *)(wj[q] + c / 2) + pf, _MM_HINT_T1);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++)
-          t[q][r] = _mm512_setzero_si512();
+          t[q][r] = u[q][r] = _mm512_setzero_si512();
       }
 #pragma GCC unroll 4
       for (int k = 0; k < 4; k++) {
-        __m512i xv[4];
+        __m512i xh[4], xl[4];
 #pragma GCC unroll 4
-        for (int r = 0; r < nr; r++)
-          xv[r] = _mm512_loadu_si512(
-              (const void *)((const int16_t *)xpf[r] + c + 32 * k));
+        for (int r = 0; r < nr; r++) {
+          const int16_t *xr = (const int16_t *)xpf[r] + c + 32 * k;
+          xh[r] = _mm512_loadu_si512((const void *)xr);
+          xl[r] = _mm512_loadu_si512((const void *)(xr + K));
+        }
 #pragma GCC unroll 4
         for (int q = 0; q < nwb; q++) {
           __m512i qv = NIB16(v[q], k);
 #pragma GCC unroll 4
-          for (int r = 0; r < nr; r++)
-            t[q][r] = _mm512_dpwssd_epi32(t[q][r], qv, xv[r]);
+          for (int r = 0; r < nr; r++) {
+            t[q][r] = _mm512_dpwssd_epi32(t[q][r], qv, xh[r]);
+            u[q][r] = _mm512_dpwssd_epi32(u[q][r], qv, xl[r]);
+          }
         }
       }
       __m512i pi = _mm512_add_epi32(gidx, _mm512_set1_epi32((int)gb));
+      const __m512 lo_w = _mm512_set1_ps(1.0f / 65536.0f);
 #pragma GCC unroll 4
       for (int q = 0; q < nwb; q++)
 #pragma GCC unroll 4
-        for (int r = 0; r < nr; r++)
-          acc[q][r] =
-              _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[q][r]),
-                              _mm512_permutexvar_ps(pi, sqx[q][r]), acc[q][r]);
+        for (int r = 0; r < nr; r++) {
+          __m512 tv = _mm512_fmadd_ps(_mm512_cvtepi32_ps(u[q][r]), lo_w,
+                                      _mm512_cvtepi32_ps(t[q][r]));
+          acc[q][r] = _mm512_fmadd_ps(tv, _mm512_permutexvar_ps(pi, sqx[q][r]),
+                                      acc[q][r]);
+        }
     }
   }
   for (int q = 0; q < nwb; q++)

@@ -347,7 +347,8 @@ typedef void (*am_q_dot44_fn)(const float *const *a, const float *b,
 
 /** The fused GEMV of a format (transposed weights, decoded in registers):
  * prep rewrites one x row of K floats into the kernel's element order
- * (xp, K floats) and, for affine, the row's per-group sums (xsum);
+ * (xp, room for K + K / gs floats) and, for affine, the row's per-group
+ * sums (xsum);
  * gemv computes out[r*nw + j] = x_r . deq(W row j) for nr <= max_rows
  * (see am_q_fused_simd) prepared
  * rows and nw weight rows (row strides w_row, s_row, b_row in bytes; K
@@ -369,7 +370,7 @@ am_q_dot44_fn am_q_dot44_simd(void);
  * when there is none for it on this CPU (rows of K elements). xdt: x's
  * dtype: bfloat16 values allow a bfloat16 dot-product kernel (prep then
  * writes bfloat16 elements), float32 ones the 16-bit integer kernel
- * (unless am_set_qmm_precise). */
+ * (unless am_set_qmm_float_kernels). */
 bool am_q_fused_simd(const am_qfmt *f, int64_t K, am_dtype xdt,
                      am_q_prep_fn *prep, am_q_gemv_fn *gemv, int *max_rows);
 
