@@ -666,6 +666,14 @@ static void test_qmm_ref(void) {
                     xd ? AM_BF16 : AM_F32, fts[(g + m) % 3]};
         check_qmm(&r, &c, m, 19, 384, m % 3, false);
       }
+  /* many rows on one matrix (prefill): decoded panels and sgemm, every
+   * mode, float and bfloat16 x */
+  for (int m = 0; m < 4; m++) {
+    mm_cfg c = {(am_quant_mode)m,         m == 3 ? 16 : m ? 32 : 64,
+                m == 2 ? 8 : 4,           true,
+                m % 2 ? AM_BF16 : AM_F32, AM_BF16};
+    check_qmm(&r, &c, 70 + 3 * m, 33, 256, m % 3, false);
+  }
   /* 1-d x */
   mm_cfg v = {AM_QUANT_AFFINE, 32, 4, true, AM_F32, AM_F32};
   check_qmm(&r, &v, 1, 10, 64, 0, true);

@@ -24,9 +24,16 @@
  * with every x row of its group (or, not transposed, multi-row axpys),
  * accumulating in float32. The SIMD kernels (qmm_simd.c) are chosen at
  * run time; the portable ones below are the reference.
+ *
+ * A weight matrix that many x rows share (a prefill chunk, a busy expert:
+ * QMM_BLAS_ROWS and more, transposed) is a GEMM: its rows are decoded in
+ * float32 a panel at a time and multiplied by OpenBLAS's sgemm, which
+ * beats any GEMV-shaped kernel once the decode is shared by enough rows.
  */
+#include "linalg_internal.h"
 #include "quant_formats.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 
 /* ======================================================================
@@ -371,6 +378,65 @@ static void run_worker(void *vc, int64_t b, int64_t e) {
   free(acc);
 }
 
+/* ----- many rows on one weight matrix: decoded panels and sgemm ----- */
+
+enum { QMM_BLAS_ROWS = 64, QMM_PANEL_BYTES = 4 << 20 };
+
+typedef struct {
+  const qmm_run *c;
+  int64_t e, n0;
+  float *wp; /* panel [nc, K] */
+} panel_job;
+
+static void panel_rows(void *ctx, int64_t r0, int64_t r1) {
+  const panel_job *j = ctx;
+  const qmm_prob *pb = j->c->pb;
+  const qweights *wt = &pb->wt;
+  const int64_t *mo = wt->mat_off + 3 * j->e;
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t n = j->n0 + r;
+    j->c->decode(&wt->f, wt->w + mo[0] + n * wt->w_row,
+                 wt->s ? wt->s + mo[1] + n * wt->s_row : NULL,
+                 wt->b ? wt->b + mo[2] + n * wt->b_row : NULL, 0, pb->K,
+                 j->wp + r * pb->K);
+  }
+}
+
+/* Group g (rows >= QMM_BLAS_ROWS, transposed) as GEMMs over panels of
+ * weight rows; results stored through store_rows. */
+static am_status group_blas(qmm_run *c, int64_t g) {
+  const qmm_prob *pb = c->pb;
+  int64_t rows = (c->gstart[g + 1] - c->gstart[g]) * pb->M, K = pb->K;
+  int64_t nc = QMM_PANEL_BYTES / (K * (int64_t)sizeof(float));
+  nc = nc < 16 ? 16 : nc > pb->N ? pb->N : nc;
+  /* scratch from the buffer pool: big, and reused call after call (a fresh
+   * mapping would page-fault on every call) */
+  size_t nb = (size_t)(rows * K + nc * K + rows * nc) * sizeof(float);
+  am_buffer *buf = am_buffer_new(nb);
+  if (!buf) return AM_FAIL(AM_ERR_OOM, "out of memory");
+  float *xg = buf->data, *wp = xg + rows * K, *og = wp + nc * K;
+  for (int64_t r = 0; r < rows; r++) { /* the group's x rows, gathered */
+    const float *xr;
+    int64_t orow;
+    group_row(c, g, r, &xr, &orow);
+    memcpy(xg + r * K, xr, (size_t)K * sizeof *xg);
+  }
+  am_linalg_blas_init();
+  panel_job pj = {.c = c, .e = pb->rhs[c->order[c->gstart[g]]], .wp = wp};
+  for (int64_t n0 = 0; n0 < pb->N; n0 += nc) {
+    int64_t nn = pb->N - n0 < nc ? pb->N - n0 : nc;
+    pj.n0 = n0;
+    /* decoded here, not on the pool: pool workers still spinning after
+     * a job would compete with OpenBLAS's own threads */
+    panel_rows(&pj, 0, nn);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)nn,
+                (int)K, 1.0f, xg, (int)K, wp, (int)K, 0.0f, og, (int)nn);
+    store_rows(c, g, 0, rows, n0, nn, og, nn);
+  }
+  am_buffer_release(buf);
+  return AM_OK;
+}
+
 /* Groups the pairs by weight matrix and runs every task. */
 static am_status qmm_execute(const qmm_prob *pb, bool sorted) {
   int64_t P = pb->P;
@@ -418,6 +484,13 @@ static am_status qmm_execute(const qmm_prob *pb, bool sorted) {
   for (int64_t g = 0; g < ng; g++) {
     gtask[g] = nt;
     int64_t rows = (gstart[g + 1] - gstart[g]) * pb->M;
+    bool big = pb->transpose && rows >= QMM_BLAS_ROWS && pb->N >= 16 &&
+               pb->K >= 64 && rows <= INT32_MAX && pb->K <= INT32_MAX;
+    if (big) { /* a GEMM now; no tasks */
+      s = group_blas(&c, g);
+      if (s) goto done;
+      continue;
+    }
     nt += (rows + RB - 1) / RB * c.n_nblk;
   }
   gtask[ng] = nt;
