@@ -614,7 +614,56 @@ static void test_cuda(void) {
   CHECK(system(rm) == 0, "cleanup");
 }
 
+/* out = in + 1, safe when out aliases in */
+static am_status add1_cpu(const am_kernel_call *c, int64_t b, int64_t e) {
+  const float *x = c->in[0].data;
+  float *y = c->out[0].data;
+  for (int64_t i = 0; i < c->in[0].size; i++)
+    y[i] = x[i] + 1;
+  return AM_OK;
+}
+
+/* inplace: the output takes a dead input's buffer, never a live one's. */
+static void test_inplace(void) {
+  am_kernel_desc d = {
+      .name = "add1", .n_in = 1, .n_out = 1, .cpu = add1_cpu, .inplace = {1}};
+  am_kernel k = am_kernel_new(&d);
+  CHECK(k != NULL, "%s", am_last_error());
+  am_kernel_desc bad = d;
+  bad.inplace[0] = 2;
+  CHECK(am_kernel_new(&bad) == NULL && strstr(am_last_error(), "inplace"),
+        "bad inplace: %s", am_last_error());
+  int64_t n = 1000;
+  am_kernel_args a = {.n_fixed = 1};
+  a.out[0] = (am_kernel_meta){.dtype = AM_F32, .ndim = 1, .shape = {n}};
+  /* a live input: a fresh output, the input unchanged */
+  am_array x = am_arange(0, (double)n, 1, AM_F32), y;
+  CHECK(!am_eval(&x, 1), "%s", am_last_error());
+  uint64_t d0 = am_memory_get_stats().n_donated;
+  CHECK(!am_kernel_apply(k, &x, 1, &a, &y) && !am_eval(&y, 1), "%s",
+        am_last_error());
+  const float *xd = am_array_data(x), *yd = am_array_data(y);
+  CHECK(xd != yd && xd[5] == 5 && yd[5] == 6 &&
+            am_memory_get_stats().n_donated == d0,
+        "live input: x %g y %g", xd[5], yd[5]);
+  am_array_free(y);
+  /* a dead input (its only handle dropped before eval): updated in place */
+  am_array z = am_exp(am_zeros((int64_t[]){n}, 1, AM_F32)); /* unevaluated */
+  CHECK(!am_kernel_apply(k, &z, 1, &a, &y), "%s", am_last_error());
+  am_array_free(z);
+  CHECK(!am_eval(&y, 1), "%s", am_last_error());
+  yd = am_array_data(y);
+  CHECK(yd && yd[0] == 2 && yd[n - 1] == 2 &&
+            am_memory_get_stats().n_donated == d0 + 1,
+        "dead input: y %g, donations %llu", yd ? yd[0] : -1,
+        (unsigned long long)(am_memory_get_stats().n_donated - d0));
+  am_array_free(y);
+  am_array_free(x);
+  am_kernel_free(k);
+}
+
 int main(void) {
+  test_inplace();
   test_gated_delta();
   test_seed_shapeless();
   test_seed_fixed();
