@@ -186,6 +186,14 @@ am_q_dot_fn am_q_dot_simd(void) {
 am_q_axpy_fn am_q_axpy_simd(void) {
   return NULL;
 }
+am_q_dot44_fn am_q_dot44_simd(void) {
+  return NULL;
+}
+bool am_q_fused_simd(const am_qfmt *f, int64_t K, am_dtype xdt,
+                     am_q_prep_fn *prep, am_q_gemv_fn *gemv, int *max_rows) {
+  (void)f, (void)K, (void)xdt, (void)prep, (void)gemv, (void)max_rows;
+  return false;
+}
 #endif
 
 #else /* ======================= the kernels, once per instruction set */
