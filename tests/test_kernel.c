@@ -648,12 +648,17 @@ static void test_inplace(void) {
         "live input: x %g y %g", xd[5], yd[5]);
   am_array_free(y);
   /* a dead input (its only handle dropped before eval): updated in place */
-  am_array z = am_exp(am_zeros((int64_t[]){n}, 1, AM_F32)); /* unevaluated */
+  am_array zz = am_zeros((int64_t[]){n}, 1, AM_F32);
+  am_array z = am_exp(zz);
+  am_array_free(zz);
+  CHECK(!am_eval(&z, 1), "%s", am_last_error());
+  const void *zd = am_array_data(z);
+  d0 = am_memory_get_stats().n_donated;
   CHECK(!am_kernel_apply(k, &z, 1, &a, &y), "%s", am_last_error());
   am_array_free(z);
   CHECK(!am_eval(&y, 1), "%s", am_last_error());
   yd = am_array_data(y);
-  CHECK(yd && yd[0] == 2 && yd[n - 1] == 2 &&
+  CHECK(yd && yd[0] == 2 && yd[n - 1] == 2 && (const void *)yd == zd &&
             am_memory_get_stats().n_donated == d0 + 1,
         "dead input: y %g, donations %llu", yd ? yd[0] : -1,
         (unsigned long long)(am_memory_get_stats().n_donated - d0));
