@@ -390,7 +390,14 @@ static am_status ck_eval(am_arr *const *in, int n_in, am_arr *const *out,
                           .user = k->user},
                  .err = {.set = ATOMIC_FLAG_INIT}};
     atomic_init(&x.status, 0);
-    am_parallel_for(n_tasks, 1, run_range, &x);
+    /* Little data (a small model's state): waking the pool costs more
+     * than the work, so the tasks run here, in order. */
+    int64_t bytes = 0;
+    for (int i = 0; i < n_in; i++)
+      bytes += ib[i].size * (int64_t)am_dtype_size(ib[i].dtype);
+    for (int j = 0; j < n_out; j++)
+      bytes += ob[j].size * (int64_t)am_dtype_size(ob[j].dtype);
+    am_parallel_for(n_tasks, bytes < (64 << 10) ? n_tasks : 1, run_range, &x);
     int st = atomic_load(&x.status);
     if (st)
       s = AM_FAIL((am_status)st, "kernel '%s' failed: %s", k->name,
