@@ -602,7 +602,7 @@ static am_status sdpa_eval(am_arr *const *in, int n_in, am_arr *const *out,
     }
   }
   int64_t work = c.rmax * c.split_len * (c.D + c.Dv);
-  am_parallel_for(groups * c.nsplit, 1 + (1 << 16) / (work + 1), att_tasks, &c);
+  am_parallel_for(groups * c.nsplit, 1 + (1 << 18) / (work + 1), att_tasks, &c);
   if (c.nsplit > 1)
     am_parallel_for(groups, 1 + (1 << 14) / (c.nsplit * c.rows * c.Dv + 1),
                     att_combine, &c);
