@@ -599,6 +599,49 @@ static int test_refs(const char *dir, const char *weights, double tol) {
   return n;
 }
 
+/* bfloat16 and float16 activations: the demo's prompt logits stay near
+ * the float32 reference. */
+static void test_half_activations(void) {
+  am_safetensors *st;
+  if (am_safetensors_open("data/models/demo-q4/ref_short.safetensors", &st))
+    return; /* no references checked out */
+  am_array pr = am_safetensors_get(st, "prompt");
+  am_array pl = am_safetensors_get(st, "prompt_logits");
+  int64_t T = am_array_size(pr), V = am_array_dim(pl, -1);
+  int32_t *p = malloc(sizeof *p * (size_t)T);
+  float *ref = malloc(sizeof *ref * (size_t)(T * V)),
+        *got = malloc(sizeof *got * (size_t)(T * V));
+  if (!am_array_read(pr, AM_I32, p, T) &&
+      !am_array_read(pl, AM_F32, ref, T * V)) {
+    static const am_dtype dts[] = {AM_BF16, AM_F16};
+    for (int i = 0; i < 2; i++) {
+      am_llm_load_opts o = {.dtype = dts[i]};
+      am_llm_model *m;
+      if (am_llm_model_load("../models/demo", &o, &m)) {
+        CHECK(0, "%s", am_last_error());
+        continue;
+      }
+      double scale;
+      if (run_all(m, p, (int)T, 64, false, got, NULL)) {
+        double d = max_diff(got, ref, T * V, &scale);
+        printf("  demo-q4 %-8s activations: max abs %.3g of %.3g\n",
+               am_dtype_name(dts[i]), d, scale);
+        /* float16 keeps 11 bits; bfloat16 8, and a near-tie of two
+         * experts may then route differently */
+        CHECK(d <= (dts[i] == AM_F16 ? 0.01 : 0.06) * scale,
+              "%s activations: %g (max %g)", am_dtype_name(dts[i]), d, scale);
+      }
+      am_llm_model_free(m);
+    }
+  }
+  free(p);
+  free(ref);
+  free(got);
+  am_array_free(pr);
+  am_array_free(pl);
+  am_safetensors_free(st);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/amorph_test_model_XXXXXX");
   if (!mkdtemp(tmpdir)) {
@@ -614,6 +657,7 @@ int main(void) {
   test_sampling();
   test_files();
   test_quant_modes();
+  test_half_activations();
 
   int refs = 0;
   DIR *d = opendir("data/models");

@@ -71,9 +71,9 @@ struct am_llm_model {
   am_llm_layer *layers;
   am_llm_linear embed; /* [V, D] (w or packed) */
   /* The embedding's scales/biases as its lookup uses them: float32 copies
-   * for float32 activations (dequantize would round s*q to their bfloat16
-   * dtype, as MLX's dequantize does; the matmuls compute s*q + b in
-   * float32, and so must the lookup), else the stored ones. */
+   * (dequantize would round s*q to their bfloat16 dtype, as MLX's
+   * dequantize does, then again to the activation dtype; the matmuls
+   * compute s*q + b in float32, and so does the lookup, rounding once). */
   am_array embed_scales, embed_biases;
   am_array final_norm;
   am_llm_linear lm_head; /* the embedding when tied */

@@ -721,7 +721,7 @@ static am_status build(am_llm_config *cfg, am_safetensors *st, uint64_t seed,
   m->embed_scales = m->embed.scales;
   m->embed_biases = m->embed.biases;
   if (m->embed.quantized && m->embed.q.mode == AM_QUANT_AFFINE &&
-      dt == AM_F32 && am_array_dtype(m->embed.scales) != AM_F32) {
+      am_array_dtype(m->embed.scales) != AM_F32) {
     m->embed_scales = am_astype(m->embed.scales, AM_F32);
     m->embed_biases = am_astype(m->embed.biases, AM_F32);
   }
