@@ -856,6 +856,25 @@ ld_f32_512(const char *src, am_dtype t, __mmask16 k) {
                            _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* f32 lane j of a 128-code block covers codes [8j, 8j + 8): its group's
+ * slot among the block's (<= 4) groups. */
+static __attribute__((always_inline)) inline KFNB __m512i lane_groups(int gs) {
+  return _mm512_srli_epi32(
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+                                          4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(8)),
+      gs == 32   ? 5
+      : gs == 64 ? 6
+                 : 7);
+}
+
+/* Code prefetch distance: two passes of nwb rows ahead, and at least
+ * 8 KiB (short rows, K = 512, would otherwise be asked for too late). */
+static inline int64_t pf_distance(int nwb, int64_t w_row) {
+  int64_t pf = 2 * nwb * w_row;
+  return pf < 8192 ? (8192 + w_row - 1) / w_row * w_row : pf;
+}
+
 /* nwb weight rows (j0..) against nr x rows at once: nr * nwb chains; np
  * partial sums each make at least 4 (the dot/FMA latency hides). */
 static __attribute__((always_inline)) inline KFNB void
@@ -867,20 +886,10 @@ gemv4l_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
   int64_t ng = K / gs;
   size_t ses = am_dtype_size(f->sdt), bes = am_dtype_size(f->bdt);
   const int np = nr * nwb >= 4 ? 1 : 4 / (nr * nwb);
-  /* lane j of a block -> its group's slot among the block's <= 4 */
-  const __m512i gidx = _mm512_srli_epi32(
-      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
-                                          4, 3, 2, 1, 0),
-                         _mm512_set1_epi32(8)),
-      gs == 32   ? 5
-      : gs == 64 ? 6
-                 : 7);
+  const __m512i gidx = lane_groups(gs);
   const uint8_t *wj[4];
   __m512 acc[4][4];
-  /* prefetch distance: two passes of rows ahead, and at least 8 KiB (short
-   * rows, K = 512, would otherwise ask too late) */
-  int64_t pf = 2 * nwb * w_row;
-  if (pf < 8192) pf = (8192 + w_row - 1) / w_row * w_row;
+  const int64_t pf = pf_distance(nwb, w_row);
 #pragma GCC unroll 4
   for (int q = 0; q < nwb; q++) {
     wj[q] = w + (j0 + q) * w_row;
@@ -1074,18 +1083,11 @@ gemv4i_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
   int gs = f->gs;
   int64_t ng = K / gs;
   size_t ses = am_dtype_size(f->sdt), bes = am_dtype_size(f->bdt);
-  const __m512i gidx = _mm512_srli_epi32(
-      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
-                                          4, 3, 2, 1, 0),
-                         _mm512_set1_epi32(8)),
-      gs == 32   ? 5
-      : gs == 64 ? 6
-                 : 7);
+  const __m512i gidx = lane_groups(gs);
   const uint8_t *wj[4];
   const float *sxr[4];
   __m512 acc[4][4];
-  int64_t pf = 2 * nwb * w_row; /* as in gemv4l_blk */
-  if (pf < 8192) pf = (8192 + w_row - 1) / w_row * w_row;
+  const int64_t pf = pf_distance(nwb, w_row);
 #pragma GCC unroll 4
   for (int r = 0; r < nr; r++)
     sxr[r] = xpf[r] + K; /* after hi and lo */
