@@ -132,9 +132,9 @@ am_status am_cuda_download(void *dst, const void *src, size_t bytes);
  *    to that pair's output and flags it for am_cuda_qmm_check.
  *  - y: float32 [P, M, N].
  * group_size 32/64/128; bits 2, 3, 4, 5, 6, 8. Products and sums in
- * float32. 4-bit weights with M <= 8 run the fused GEMV kernel (16-byte
- * weight loads, shared-memory x, one pass over the weights); the rest a
- * simple reference kernel. */
+ * float32 (see `precise`). 4-bit weights with M <= 8 run the fused GEMV
+ * kernel (16-byte weight loads, shared-memory x, one pass over the
+ * weights); the rest a simple reference kernel (float32 products). */
 typedef struct am_cuda_qmm_args {
   const void *x;
   am_dtype x_dtype;
@@ -151,6 +151,11 @@ typedef struct am_cuda_qmm_args {
    * (rhs == NULL) are then prefetched before waiting for it, so they must
    * not be written by that kernel. */
   bool pdl;
+  /* float32 products (x not rounded). By default the fused kernel rounds
+   * x per 32-element chunk to 16-bit integers (relative error at most
+   * 2^-16 of the chunk's largest |x|, as the CPU library's default on
+   * AVX512-VNNI) and multiplies in integers. */
+  bool precise;
   void *stream; /* NULL: the thread's stream */
 } am_cuda_qmm_args;
 
@@ -169,7 +174,7 @@ am_status am_cuda_qmm_check(void *stream);
 
 /** Bench/test switches of the fused kernel; 0 keeps the automatic choice.
  * lanes: lanes per weight row (8, 16, 32); warps: warps per block (1..8);
- * rows: rows per lane (1, 2, 4); tiles: row tiles per block (1..64).
+ * rows: rows per lane (1, 2; 4 for M <= 2); tiles: row tiles per block.
  * force_ref: use the reference kernel for everything. */
 typedef struct am_cuda_qmm_tuning {
   int lanes, warps, rows, tiles;

@@ -32,6 +32,9 @@ cudaStream_t am_cuda_resolve_stream(void *stream);
 /** Properties of the current device, cached (NULL on error). */
 const am_cuda_device_info *am_cuda_current_info(void);
 
+/** Frees qmm.cu's per-device buffers (am_cuda_shutdown). */
+void am_cuda_qmm_release(void);
+
 #ifdef __cplusplus
 }
 #endif

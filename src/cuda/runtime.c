@@ -420,6 +420,7 @@ void am_cuda_shutdown(void) {
     (void)cudaGetLastError();
   } else {
     (void)am_cuda_empty_cache();
+    am_cuda_qmm_release();
   }
   pthread_mutex_lock(&g_stream_mu);
   for (size_t i = 0; i < g_nstreams; i++)
