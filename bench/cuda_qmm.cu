@@ -391,7 +391,7 @@ int main(int argc, char **argv) {
       {"moe_gate_m4", 512, 10, 4, 512, 2048, 64, true},
   };
   std::string bench = "BENCH cuda_qmm device=" + dev;
-  char kv[256];
+  char kv[512];
   snprintf(kv, sizeof kv, " copy_gbs=%.0f read_gbs=%.0f launch_us=%.2f",
            copy_gbs, read_gbs, empty_us);
   bench += kv;
@@ -405,15 +405,15 @@ int main(int argc, char **argv) {
     double err_precise = spot_check(c, d);
     g_precise = false;
     bool pdl_ok = pdl_capture_works(c, d);
-    std::vector<am_cuda_qmm_tuning> tunings = {{0, 0, 0, 0, false}};
+    std::vector<am_cuda_qmm_tuning> tunings = {{0, 0, 0, 0, false, 0}};
     if (sweep) {
       for (int lanes : {8, 16, 32})
         for (int rows : {1, 2, 4})
           for (int warps : {2, 4, 8})
             for (int tiles : {1, 2, 4})
               if (rows < 4 || c.M <= 2)
-                tunings.push_back({lanes, warps, rows, tiles, false});
-      tunings.push_back({0, 0, 0, 0, true});
+                tunings.push_back({lanes, warps, rows, tiles, false, 0});
+      tunings.push_back({0, 0, 0, 0, true, 0});
     }
     double best = 1e30, t_auto = 0, t_auto_pdl = 0;
     char best_name[64] = "";
@@ -445,12 +445,19 @@ int main(int argc, char **argv) {
         }
       }
     }
+    am_cuda_qmm_tuning nopf = {0, 0, 0, 0, false, 2};
+    am_cuda_qmm_set_tuning(&nopf);
+    double t_nopf = time_case(c, d, false);
     am_cuda_qmm_set_tuning(nullptr);
     g_precise = true;
     double t_precise = time_case(c, d, false);
     g_precise = false;
     {
-      double gbs = bytes_of(c) / t_precise / 1e9;
+      double gbs = bytes_of(c) / t_nopf / 1e9;
+      printf("%-16s %-20s %4d %9.2f %8.0f %6.1f%% %6.1f%% %9.1e\n",
+             c.name.c_str(), "auto, no L2 prefetch", 0, t_nopf * 1e6, gbs,
+             100 * gbs / copy_gbs, 100 * gbs / read_gbs, err);
+      gbs = bytes_of(c) / t_precise / 1e9;
       printf("%-16s %-20s %4d %9.2f %8.0f %6.1f%% %6.1f%% %9.1e\n",
              c.name.c_str(), "auto precise", 0, t_precise * 1e6, gbs,
              100 * gbs / copy_gbs, 100 * gbs / read_gbs, err_precise);
@@ -462,9 +469,10 @@ int main(int argc, char **argv) {
     double g = bytes_of(c) / t_auto / 1e9, gp = bytes_of(c) / t_auto_pdl / 1e9;
     snprintf(kv, sizeof kv,
              " %s_us=%.2f %s_gbs=%.0f %s_pct=%.1f %s_pdl_gbs=%.0f"
-             " %s_precise_gbs=%.0f",
+             " %s_nopf_gbs=%.0f %s_precise_gbs=%.0f",
              c.name.c_str(), t_auto * 1e6, c.name.c_str(), g, c.name.c_str(),
              100 * g / copy_gbs, c.name.c_str(), gp, c.name.c_str(),
+             bytes_of(c) / t_nopf / 1e9, c.name.c_str(),
              bytes_of(c) / t_precise / 1e9);
     bench += kv;
     /* Relative to sum |w * x|: 16-bit x by default, float32 if precise. */

@@ -117,9 +117,9 @@ grep -E 'warning' "$OUT/build.log" | head -20 | sed 's/^/   /' | tee -a "$SUM"
 # ---------------------------------------------------------------- SASS
 if [ -n "$TEST" ] && command -v cuobjdump >/dev/null; then
   cuobjdump -sass "$TEST" 2>/dev/null |
-    awk '/Function : .*qmm4_fusedILi1ELi2ELb1E/{f=1} f&&/Function : /&&!/ILi1ELi2ELb1E/{f=0} f' \
+    awk '/Function : .*qmm4_fusedILi1ELi1ELb1E/{f=1} f&&/Function : /&&!/ILi1ELi1ELb1E/{f=0} f' \
       >"$OUT/sass.txt"
-  say "sass (M=1, R=2, 16-bit x): $(grep -c 'LDG.E.*128' "$OUT/sass.txt") LDG.128," \
+  say "sass (M=1, R=1, 16-bit x): $(grep -c 'LDG.E.*128' "$OUT/sass.txt") LDG.128," \
     "$(grep -c 'LDS.128' "$OUT/sass.txt") LDS.128," \
     "$(grep -c 'FFMA' "$OUT/sass.txt") FFMA, $(grep -c 'IDP' "$OUT/sass.txt") IDP, $(grep -c 'LDL\|STL' "$OUT/sass.txt") local"
 fi

@@ -10,7 +10,10 @@
  * 16 bytes (32 codes, one "chunk") per row, for R rows and two chunks at
  * once; the loads of the next step are issued before the current one is
  * computed (two register buffers), so 2R to 4R 16-byte loads per lane are
- * in flight. The first step's loads go out before x is staged.
+ * in flight. The first step's loads go out before x is staged. Warp 0
+ * also asks L2 for the block's first two tiles at once (sm_90 bulk
+ * prefetch), and for tile t + 1 when tile t starts, so that more bytes
+ * are in flight than registers hold.
  *
  * x is staged once per block in shared memory, with per 32-element chunk
  * the sum of x (and a scale, below). For a chunk, with d = sum q*x:
@@ -65,6 +68,27 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
   return v;
 }
 
+/* Asks L2 to fetch [p, p + bytes) (p 16-byte aligned, bytes a multiple of
+ * 16): one instruction, no registers (sm_90's bulk copy engine). */
+__device__ __forceinline__ void prefetch_l2(uintptr_t p, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\t"
+               "cp.async.bulk.prefetch.L2.global [g], %1;\n\t}" ::"l"(p),
+               "r"(bytes)
+               : "memory");
+#endif
+}
+
+/* The 16-byte aligned inside of [p, p + bytes) to L2, in pieces of 16 KiB
+ * spread over the 32 lanes of a warp. */
+__device__ __forceinline__ void prefetch_range(const void *p, size_t bytes,
+                                               int lane) {
+  const uintptr_t a = ((uintptr_t)p + 15) & ~(uintptr_t)15;
+  const uintptr_t b = ((uintptr_t)p + bytes) & ~(uintptr_t)15;
+  for (uintptr_t o = a + (uintptr_t)lane * 16384; o < b; o += 32 * 16384)
+    prefetch_l2(o, (uint32_t)(b - o < 16384 ? b - o : 16384));
+}
+
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -115,6 +139,7 @@ struct QmmParams {
   int P, N, K, Bx, E;
   int xbf16, sdt;
   int gshift;        /* log2(group_size / 32) */
+  int l2pf;          /* prefetch each tile and the next to L2 */
   int tshift;        /* log2(lanes per row) */
   int tiles_per_blk; /* row tiles per block */
   int ntiles;        /* row tiles per pair */
@@ -206,6 +231,29 @@ __global__ void __launch_bounds__(256)
           }
         }
       }
+    };
+    /* L2 prefetch by warp 0: the scales and biases of all the block's
+     * rows and the weights of its first two tiles now, the weights of
+     * tile t + 1 when tile t starts (rows are contiguous). */
+    const char *pf_w = (const char *)(wb + (int64_t)n_lo * wrow);
+    const int64_t pf_tile = (int64_t)rows_tile * wrow * 4;
+    int64_t pf_end = 0;
+    if (p.l2pf && warp == 0 && ntl > 0) {
+      const int r1 =
+          n_lo + ntl * rows_tile < p.N ? n_lo + ntl * rows_tile : p.N;
+      pf_end = (int64_t)(r1 - n_lo) * wrow * 4;
+      const int ssz = p.sdt == SDT_F32 ? 4 : 2;
+      const int64_t g0 = (sb + n_lo * grow) * ssz;
+      const size_t gn = (size_t)(r1 - n_lo) * grow * ssz;
+      prefetch_range((const char *)p.s + g0, gn, lane);
+      prefetch_range((const char *)p.b + g0, gn, lane);
+      prefetch_range(pf_w, pf_end < 2 * pf_tile ? pf_end : 2 * pf_tile, lane);
+    }
+    auto prefetch_tile = [&](int t) {
+      const int64_t o = t * pf_tile;
+      if (o < pf_end)
+        prefetch_range(pf_w + o, pf_end - o < pf_tile ? pf_end - o : pf_tile,
+                       lane);
     };
     uint4 wa[R][2], wb2[R][2];
     float sa[R][2], ba[R][2], sb2[R][2], bb2[R][2];
@@ -407,9 +455,11 @@ __global__ void __launch_bounds__(256)
 
     /* Two register buffers: load step s + 1 while computing step s. */
     for (int s = 0; s < S; s += 2) {
+      if (s > 0 && s % iters == 0) prefetch_tile(s / iters + 1);
       if (s + 1 < S) load(wb2, sb2, bb2, s + 1);
       compute(wa, sa, ba, s);
       if (s + 1 >= S) break;
+      if ((s + 1) % iters == 0) prefetch_tile((s + 1) / iters + 1);
       if (s + 2 < S) load(wa, sa, ba, s + 2);
       compute(wb2, sb2, bb2, s + 1);
     }

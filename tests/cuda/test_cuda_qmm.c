@@ -369,8 +369,12 @@ static void test_case(const tcase *c) {
           for (int wi = 0; wi < 3; wi++)
             for (int ti = 0; ti < 2; ti++) {
               if (g_quick && (wi != 2 || ti != 0 || pr)) continue;
-              am_cuda_qmm_tuning t = {lanes[li], warps[wi], rows[ri], tiles[ti],
-                                      false};
+              /* L2 prefetch off with 4 warps, on otherwise. */
+              am_cuda_qmm_tuning t = {.lanes = lanes[li],
+                                      .warps = warps[wi],
+                                      .rows = rows[ri],
+                                      .tiles = tiles[ti],
+                                      .l2_prefetch = wi == 1 ? 2 : 1};
               am_cuda_qmm_set_tuning(&t);
               double e = run_gpu(c, &d, r64, y, ti == 1, pr == 1);
               CHECK(e < (pr ? 1e-5 : 1e-4),
@@ -378,7 +382,7 @@ static void test_case(const tcase *c) {
                     c->name, t.lanes, t.warps, t.rows, t.tiles, pr, e);
               if (e > worst[pr]) worst[pr] = e;
             }
-    am_cuda_qmm_tuning t = {0, 0, 0, 0, true};
+    am_cuda_qmm_tuning t = {.force_ref = true};
     am_cuda_qmm_set_tuning(&t);
     double e = run_gpu(c, &d, r64, y, false, false);
     CHECK(e < 1e-5, "%s: reference kernel: %.3g", c->name, e);
@@ -611,7 +615,7 @@ static void test_bad_index(void) {
   size_t n = (size_t)c.P * c.M * c.N;
   float *y = malloc(n * 4);
   for (int kernel = 0; kernel < 2 && y; kernel++) {
-    am_cuda_qmm_tuning t = {0, 0, 0, 0, kernel == 1};
+    am_cuda_qmm_tuning t = {.force_ref = kernel == 1};
     am_cuda_qmm_set_tuning(&t);
     CHECK(am_cuda_upload((int32_t *)d.rhs + 1, &bad, 4) == AM_OK, "upload");
     am_cuda_qmm_args a = case_args(&c, &d);
