@@ -179,7 +179,7 @@ am_status am_cuda_qmm_check(void *stream);
 typedef struct am_cuda_qmm_tuning {
   int lanes, warps, rows, tiles;
   bool force_ref;
-  int l2_prefetch; /* 0: default (on), 1: on, 2: off */
+  int l2_prefetch; /* 0: default (off), 1: on, 2: off */
 } am_cuda_qmm_tuning;
 void am_cuda_qmm_set_tuning(const am_cuda_qmm_tuning *t); /* NULL: auto */
 

@@ -10,10 +10,10 @@
  * 16 bytes (32 codes, one "chunk") per row, for R rows and two chunks at
  * once; the loads of the next step are issued before the current one is
  * computed (two register buffers), so 2R to 4R 16-byte loads per lane are
- * in flight. The first step's loads go out before x is staged. Warp 0
- * also asks L2 for the block's first two tiles at once (sm_90 bulk
- * prefetch), and for tile t + 1 when tile t starts, so that more bytes
- * are in flight than registers hold.
+ * in flight. The first step's loads go out before x is staged. Optionally
+ * (tuning l2_prefetch, off by default: slower in every case measured on
+ * an H100) warp 0 also asks L2 for the block's first two tiles at once
+ * (sm_90 bulk prefetch), and for tile t + 1 when tile t starts.
  *
  * x is staged once per block in shared memory, with per 32-element chunk
  * the sum of x (and a scale, below). For a chunk, with d = sum q*x:
