@@ -3,6 +3,7 @@
 # NVIDIA GPU: probe, build (Release), tests, compute-sanitizer, benchmark.
 #
 #   scripts/gpu-check.sh [--no-sanitizer] [--no-bench] [--no-sweep]
+#                        [--prebuilt-only]
 #
 # Logs go to $OUT (default ./gpu-check-out): summary.txt, probe.log,
 # build.log, test.log, sanitizer.log, bench.log, sass.txt.
@@ -15,16 +16,20 @@
 # nvcc. AM_CUDA_PREBUILT may name a folder holding test_cuda_qmm and
 # bench_cuda_qmm built elsewhere (linked with the CPU library): its test
 # then also runs, and its benchmark stands in if the build here fails.
+# --prebuilt-only skips the build here and checks only those binaries
+# (saves the device time of compiling the kernels there). AM_SAN_TOOLS
+# lists the compute-sanitizer tools (default: memcheck racecheck).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
-SAN=1 BENCH=1 SWEEP=--sweep
+SAN=1 BENCH=1 SWEEP=--sweep BUILDHERE=1
 for a in "$@"; do
   case $a in
   --no-sanitizer) SAN=0 ;;
   --no-bench) BENCH=0 ;;
   --no-sweep) SWEEP= ;;
+  --prebuilt-only) BUILDHERE=0 ;;
   *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -60,8 +65,19 @@ for m in openblas libcjson libpcre2-8 libutf8proc; do
   pkg-config --exists $m 2>/dev/null || full=0
 done
 TEST= BENCHBIN=
+PRE=${AM_CUDA_PREBUILT:-}
 : >"$OUT/build.log"
-if [ $full = 1 ]; then
+if [ $BUILDHERE = 0 ]; then
+  if [ -n "$PRE" ] && [ -x "$PRE/test_cuda_qmm" ] && [ -x "$PRE/bench_cuda_qmm" ]; then
+    say "build: none, the prebuilt binaries of $PRE"
+    TEST=$PRE/test_cuda_qmm
+    BENCHBIN=$PRE/bench_cuda_qmm
+    full=1 # run the prebuilt test once, as "built here"
+  else
+    say "build: --prebuilt-only without AM_CUDA_PREBUILT binaries"
+    status=1
+  fi
+elif [ $full = 1 ]; then
   say "build: CMake (CPU library present), Release, sm_90"
   if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
        -DAM_BUILD_TOOLS=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -75,7 +91,7 @@ if [ $full = 1 ]; then
     full=0
   fi
 fi
-if [ -z "$TEST" ]; then
+if [ -z "$TEST" ] && [ $BUILDHERE = 1 ]; then
   say "build: direct nvcc (no CPU library: float64 reference only)"
   L=$BUILD-lite
   mkdir -p "$L"
@@ -107,7 +123,6 @@ if [ -z "$TEST" ]; then
     status=1
   fi
 fi
-PRE=${AM_CUDA_PREBUILT:-}
 if [ -z "$BENCHBIN" ] && [ -n "$PRE" ] && [ -x "$PRE/bench_cuda_qmm" ]; then
   BENCHBIN=$PRE/bench_cuda_qmm
   say "bench: using the prebuilt binary"
@@ -119,7 +134,7 @@ if [ -n "$TEST" ] && command -v cuobjdump >/dev/null; then
   cuobjdump -sass "$TEST" 2>/dev/null |
     awk '/Function : .*qmm4_fusedILi1ELi1ELb1E/{f=1} f&&/Function : /&&!/ILi1ELi1ELb1E/{f=0} f' \
       >"$OUT/sass.txt"
-  say "sass (M=1, R=1, 16-bit x): $(grep -c 'LDG.E.*128' "$OUT/sass.txt") LDG.128," \
+  say "sass (M=1, R=1, 16-bit x terms): $(grep -c 'LDG.E.*128' "$OUT/sass.txt") LDG.128," \
     "$(grep -c 'LDS.128' "$OUT/sass.txt") LDS.128," \
     "$(grep -c 'FFMA' "$OUT/sass.txt") FFMA, $(grep -c 'IDP' "$OUT/sass.txt") IDP, $(grep -c 'LDL\|STL' "$OUT/sass.txt") local"
 fi
@@ -144,7 +159,7 @@ if [ $SAN = 1 ] && [ -n "$TEST" ]; then
     2>/dev/null | head -1)
   : >"$OUT/sanitizer.log"
   if [ -n "$CS" ]; then
-    for tool in memcheck racecheck; do
+    for tool in ${AM_SAN_TOOLS:-memcheck racecheck}; do
       q=1
       [ $tool = racecheck ] && q=2
       echo "### $tool (AM_TEST_QUICK=$q)" >>"$OUT/sanitizer.log"

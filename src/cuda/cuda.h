@@ -151,10 +151,11 @@ typedef struct am_cuda_qmm_args {
    * (rhs == NULL) are then prefetched before waiting for it, so they must
    * not be written by that kernel. */
   bool pdl;
-  /* float32 products (x not rounded). By default the fused kernel rounds
-   * x per 32-element chunk to 16-bit integers (relative error at most
-   * 2^-16 of the chunk's largest |x|, as the CPU library's default on
-   * AVX512-VNNI) and multiplies in integers. */
+  /* float32 products (x not rounded). By default the fused kernel splits
+   * x per 32-element chunk into two 16-bit integer terms, x ~ s (hi + lo
+   * / 65536) (error about 2^-32 of the chunk's largest |x|, as the CPU
+   * library's default on AVX512-VNNI), multiplies in integers (exact) and
+   * combines in float32: as accurate as float32 products. */
   bool precise;
   void *stream; /* NULL: the thread's stream */
 } am_cuda_qmm_args;

@@ -1,6 +1,6 @@
 /*
- * qmm_fused_i16.cu — instantiations of the fused 4-bit kernel: x rounded to
- * 16-bit integers, dp2a.
+ * qmm_fused_i16.cu — instantiations of the fused 4-bit kernel: x split into
+ * two 16-bit integer terms (hi + lo / 65536), dp2a.
  */
 #include "qmm_kernels.cuh"
 

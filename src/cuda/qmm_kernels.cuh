@@ -20,12 +20,18 @@
  *     y += scale * d + bias * sum(x),
  * so scales and biases are loaded once per chunk (group sizes 32/64/128
  * are whole chunks). Two ways to form d:
- *  - default: x rounded per chunk to 16-bit integers (x ~ xs * i16, xs =
- *    max|x| / 32767: relative error <= 2^-16 of the chunk's largest |x|,
- *    as the CPU library's default), then d = xs * sum(q * i16) with dp2a
- *    (two 16x8-bit products per instruction). The 16-bit values are
- *    stored in the order dp2a pairs them with the bytes (w & 0x0F0F0F0F)
- *    and ((w >> 4) & 0x0F0F0F0F): 3 logic ops and 4 dp2a per 8 codes.
+ *  - default: x split per chunk into two 16-bit integer terms, as the
+ *    CPU library's default (qmm_simd.c, prep4i): x ~ xs * (hi + lo /
+ *    65536), xs = max|x| / 32767, hi = round(x / xs), lo = round((x - hi
+ *    xs) * 65536 / xs), which holds x to ~2^-32 of the chunk's largest |x|
+ *    (one term alone, 2^-16, let a 4-bit model's logits drift by up to
+ *    10% over a long prompt on the CPU). Then d = xs * (sum(q * hi) +
+ *    sum(q * lo) / 65536), both sums exact in int32 with dp2a (two
+ *    16x8-bit products per instruction), combined in float32. The 16-bit
+ *    values are stored in the order dp2a pairs them with the bytes (w &
+ *    0x0F0F0F0F) and ((w >> 4) & 0x0F0F0F0F): 3 logic ops and 8 dp2a per
+ *    8 codes. The lo terms take as much shared memory as the hi terms:
+ *    4 bytes per element of x in all, as float32 x.
  *  - precise: float32 x; codes become floats without conversions: (w &
  *    0xF<<4j) | 0x4B000000 is the float 2^23 + q*16^j (j <= 4), and one
  *    FMA by constants gives q exactly; one FMA per product.
@@ -179,10 +185,11 @@ template <int M, int R, bool I16>
 __global__ void __launch_bounds__(256)
     qmm4_fused(const QmmParams p, bool dense_prefetch) {
   extern __shared__ float4 smem[];
-  const int nch = p.K >> 5;                    /* chunks per row          */
-  const int runits = I16 ? nch * 4 : nch * 8;  /* 16-byte units per x row */
-  float4 *xs4 = smem;                          /* M * runits              */
-  float2 *xst = (float2 *)(smem + M * runits); /* M * nch (scale, sum)    */
+  const int nch = p.K >> 5;                   /* chunks per row          */
+  const int runits = I16 ? nch * 4 : nch * 8; /* 16-byte units per x row */
+  /* float32 x: M * runits units; 16-bit: hi then lo, M * runits each. */
+  float4 *xs4 = smem;
+  float2 *xst = (float2 *)(smem + (I16 ? 2 : 1) * M * runits); /* M * nch */
 
   pdl_trigger();
   const int T = 1 << p.tshift;
@@ -270,7 +277,9 @@ __global__ void __launch_bounds__(256)
     __syncthreads(); /* the previous pair's readers are done */
     {
       const int su = p.K >> 2, total = M * su;
-      constexpr int XU = 4;
+      /* Units per thread in flight; 2 when splitting into two terms
+       * (4 made the M = 1 kernel need 119 registers, not 64). */
+      constexpr int XU = I16 ? 2 : 4;
       for (int base = 0; base < total; base += XU * blockDim.x) {
         float4 v[XU];
 #pragma unroll
@@ -310,18 +319,33 @@ __global__ void __launch_bounds__(256)
             a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, 4));
             scale = a * (1.0f / 32767.0f);
             const float inv = a > 0.f ? 32767.0f / a : 0.f;
-            const int q0 = __float2int_rn(t.x * inv);
-            const int q1 = __float2int_rn(t.y * inv);
-            const int q2 = __float2int_rn(t.z * inv);
-            const int q3 = __float2int_rn(t.w * inv);
+            /* hi = round(x / xs), lo = round((x - hi xs) 65536 / xs): the
+             * residual is at most xs / 2 (and a hair), so lo fits once
+             * clamped. */
+            auto split = [&](float v, int &h, int &l) {
+              h = __float2int_rn(v * inv);
+              const float r = fmaf(-(float)h, scale, v);
+              l = __float2int_rn(r * (inv * 65536.0f));
+              l = l < -32768 ? -32768 : l > 32767 ? 32767 : l;
+            };
+            int h0, h1, h2, h3, l0, l1, l2, l3;
+            split(t.x, h0, l0);
+            split(t.y, h1, l1);
+            split(t.z, h2, l2);
+            split(t.w, h3, l3);
             /* Word (u & 7) >> 1 of chunk u >> 3; this unit is its half
-             * u & 1: (x0, x2), (x1, x3) or (x4, x6), (x5, x7). */
-            const uint2 pk =
-                make_uint2(((uint32_t)q0 & 0xffffu) | ((uint32_t)q2 << 16),
-                           ((uint32_t)q1 & 0xffffu) | ((uint32_t)q3 << 16));
-            if (i < total)
-              ((uint2 *)(xs4 + m * runits +
-                         swz16((u >> 3) * 4 + ((u & 7) >> 1))))[u & 1] = pk;
+             * u & 1: (x0, x2), (x1, x3) or (x4, x6), (x5, x7). The lo
+             * terms in the same order, M * runits units further. */
+            auto pack = [](int a0, int a2) {
+              return ((uint32_t)a0 & 0xffffu) | ((uint32_t)a2 << 16);
+            };
+            if (i < total) {
+              const int o = m * runits + swz16((u >> 3) * 4 + ((u & 7) >> 1));
+              ((uint2 *)(xs4 + o))[u & 1] =
+                  make_uint2(pack(h0, h2), pack(h1, h3));
+              ((uint2 *)(xs4 + M * runits + o))[u & 1] =
+                  make_uint2(pack(l0, l2), pack(l1, l3));
+            }
           } else if (i < total) {
             xs4[m * runits + swz(u)] = t;
           }
@@ -349,44 +373,56 @@ __global__ void __launch_bounds__(256)
         if (c < nch) {
           float d[R][M];
           if (I16) {
-            int di[R][M];
+            /* Exact sums of q * hi and q * lo: |sum| <= 32 * 15 * 32768
+             * < 2^24, so both convert to float exactly. */
+            int dh[R][M], dl[R][M];
 #pragma unroll
             for (int r = 0; r < R; r++)
 #pragma unroll
               for (int m = 0; m < M; m++)
-                di[r][m] = 0;
+                dh[r][m] = dl[r][m] = 0;
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-              uint32_t lo[R], hi[R];
+              uint32_t ev[R], od[R]; /* codes 0,2,4,6 and 1,3,5,7 */
 #pragma unroll
               for (int r = 0; r < R; r++) {
                 const uint32_t wd = i == 0   ? w[r][u].x
                                     : i == 1 ? w[r][u].y
                                     : i == 2 ? w[r][u].z
                                              : w[r][u].w;
-                lo[r] = wd & 0x0F0F0F0Fu;
-                hi[r] = (wd >> 4) & 0x0F0F0F0Fu;
+                ev[r] = wd & 0x0F0F0F0Fu;
+                od[r] = (wd >> 4) & 0x0F0F0F0Fu;
               }
 #pragma unroll
               for (int m = 0; m < M; m++) {
-                const uint4 xq =
-                    ((const uint4 *)xs4)[m * runits + swz16(c * 4 + i)];
+                const int o = m * runits + swz16(c * 4 + i);
+                const uint4 xh = ((const uint4 *)xs4)[o];
+                const uint4 xl = ((const uint4 *)xs4)[M * runits + o];
 #pragma unroll
                 for (int r = 0; r < R; r++) {
-                  int t = di[r][m];
-                  t = dp2a_lo(xq.x, lo[r], t);
-                  t = dp2a_lo(xq.y, hi[r], t);
-                  t = dp2a_hi(xq.z, lo[r], t);
-                  t = dp2a_hi(xq.w, hi[r], t);
-                  di[r][m] = t;
+                  int t = dh[r][m];
+                  t = dp2a_lo(xh.x, ev[r], t);
+                  t = dp2a_lo(xh.y, od[r], t);
+                  t = dp2a_hi(xh.z, ev[r], t);
+                  t = dp2a_hi(xh.w, od[r], t);
+                  dh[r][m] = t;
+                  t = dl[r][m];
+                  t = dp2a_lo(xl.x, ev[r], t);
+                  t = dp2a_lo(xl.y, od[r], t);
+                  t = dp2a_hi(xl.z, ev[r], t);
+                  t = dp2a_hi(xl.w, od[r], t);
+                  dl[r][m] = t;
                 }
               }
             }
+            /* x ~ xs (hi + lo / 65536): d / xs = sum q hi + sum q lo /
+             * 65536 (one rounding). */
 #pragma unroll
             for (int r = 0; r < R; r++)
 #pragma unroll
               for (int m = 0; m < M; m++)
-                d[r][m] = (float)di[r][m];
+                d[r][m] =
+                    fmaf((float)dl[r][m], 1.0f / 65536.0f, (float)dh[r][m]);
           } else {
 #pragma unroll
             for (int r = 0; r < R; r++)

@@ -319,6 +319,10 @@ static double run_gpu(const tcase *c, const dbufs *d, const double *ref,
 
 static int g_quick; /* 1: fewer layouts, 2: none */
 
+/* ||gpu - float64|| / ||float64|| of the fused 4-bit kernel, both modes
+ * (measured about 1e-7 on an H100). */
+#define TOL_FUSED 1e-6
+
 static void test_case(const tcase *c) {
   hdata h;
   dbufs d;
@@ -330,9 +334,11 @@ static void test_case(const tcase *c) {
     goto done;
   }
   ref_f64(c, &h, r64);
-  /* The fused kernel rounds x to 16 bits per chunk unless precise. */
+  /* The fused kernel's default splits x per chunk into two 16-bit terms
+   * (x to ~2^-32 of the chunk's max |x|): as accurate as float32
+   * products, ~1e-7 here (one term gave ~1.2e-5). */
   const bool fused = c->bits == 4 && c->M <= 8;
-  const double tol = fused ? 1e-4 : 1e-5;
+  const double tol = fused ? TOL_FUSED : 1e-5;
   double e64 = run_gpu(c, &d, r64, y, false, false);
   CHECK(e64 < tol, "%s: gpu vs float64: %.3g", c->name, e64);
   double eam = 0;
@@ -341,14 +347,15 @@ static void test_case(const tcase *c) {
     /* bfloat16 x with bfloat16 scales: amorph's output is bfloat16. */
     bool half_out = c->xdt == AM_BF16 && c->sdt == AM_BF16;
     eam = rel_err(y, ram, n);
-    CHECK(eam < (half_out ? 1e-2 : 1e-4), "%s: gpu vs am_gather_qmm: %.3g",
+    CHECK(eam < (half_out ? 1e-2 : 1e-5), "%s: gpu vs am_gather_qmm: %.3g",
           c->name, eam);
   } else {
     CHECK(false, "%s: amorph reference failed", c->name);
   }
 #endif
   double ep = run_gpu(c, &d, r64, y, false, true);
-  CHECK(ep < 1e-5, "%s: precise gpu vs float64: %.3g", c->name, ep);
+  CHECK(ep < (fused ? TOL_FUSED : 1e-5), "%s: precise gpu vs float64: %.3g",
+        c->name, ep);
   printf("  %-26s P=%-5d M=%d N=%-5d K=%-4d gs=%-3d b=%d x=%s s=%s: "
          "err64 %.1e precise %.1e cpu %.1e\n",
          c->name, c->P, c->M, c->N, c->K, c->gs, c->bits,
@@ -377,7 +384,7 @@ static void test_case(const tcase *c) {
                                       .l2_prefetch = wi == 1 ? 2 : 1};
               am_cuda_qmm_set_tuning(&t);
               double e = run_gpu(c, &d, r64, y, ti == 1, pr == 1);
-              CHECK(e < (pr ? 1e-5 : 1e-4),
+              CHECK(e < TOL_FUSED,
                     "%s: lanes %d warps %d rows %d tiles %d precise %d: %.3g",
                     c->name, t.lanes, t.warps, t.rows, t.tiles, pr, e);
               if (e > worst[pr]) worst[pr] = e;
