@@ -875,6 +875,24 @@ static inline int64_t pf_distance(int nwb, int64_t w_row) {
   return pf < 8192 ? (8192 + w_row - 1) / w_row * w_row : pf;
 }
 
+/* The sums of four vectors at once (transposing adds, not four separate
+ * reductions): rows with few groups (K = 512) spend a good share of their
+ * time here. */
+static __attribute__((always_inline)) inline KFNB void
+hsum4_512(__m512 a, __m512 b, __m512 c, __m512 d, float *out) {
+  __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(
+                               _mm512_castps_pd(ab), _mm512_castps_pd(cd))),
+                           _mm512_castpd_ps(_mm512_unpackhi_pd(
+                               _mm512_castps_pd(ab), _mm512_castps_pd(cd))));
+  __m256 v = _mm256_add_ps(
+      _mm512_castps512_ps256(u),
+      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+  _mm_storeu_ps(
+      out, _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+}
+
 /* nwb weight rows (j0..) against nr x rows at once: nr * nwb chains; np
  * partial sums each make at least 4 (the dot/FMA latency hides). */
 static __attribute__((always_inline)) inline KFNB void
@@ -1163,9 +1181,14 @@ gemv4i_blk(const am_qfmt *f, const uint8_t *w, int64_t w_row, const char *s,
         }
     }
   }
-  for (int q = 0; q < nwb; q++)
+  if (nwb == 4) {
     for (int r = 0; r < nr; r++)
-      out[r * nw + j0 + q] = _mm512_reduce_add_ps(acc[q][r]);
+      hsum4_512(acc[0][r], acc[1][r], acc[2][r], acc[3][r], out + r * nw + j0);
+  } else {
+    for (int q = 0; q < nwb; q++)
+      for (int r = 0; r < nr; r++)
+        out[r * nw + j0 + q] = _mm512_reduce_add_ps(acc[q][r]);
+  }
 }
 
 static __attribute__((always_inline)) inline KFNV void
