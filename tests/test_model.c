@@ -41,7 +41,8 @@ static const char *CFG_MOE =
     "2,\"head_dim\":24,\"num_experts\":8,\"num_experts_per_tok\":2,"
     "\"moe_intermediate_size\":64,\"intermediate_size\":128,"
     "\"decoder_sparse_step\":2,\"norm_topk_prob\":false,"
-    "\"tie_word_embeddings\":true,\"rms_norm_eps\":1e-6,\"rope_theta\":1e6,"
+    "\"tie_word_embeddings\":true,\"attention_bias\":true,"
+    "\"rms_norm_eps\":1e-6,\"rope_theta\":1e6,"
     "\"max_position_embeddings\":2048%s}";
 static const char *Q4 =
     ",\"quantization\":{\"group_size\":32,\"bits\":4,\"mode\":\"affine\"}";

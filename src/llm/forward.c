@@ -13,10 +13,11 @@
 #include <string.h>
 
 am_array am_llm_linear_apply(const am_llm_linear *l, am_array x) {
-  if (l->quantized)
-    return am_quantized_matmul(x, l->w, l->scales, l->biases, true,
-                               l->q.group_size, l->q.bits, l->q.mode);
-  return am_matmul(x, am_swapaxes(l->w, -1, -2));
+  am_array y = l->quantized
+                   ? am_quantized_matmul(x, l->w, l->scales, l->biases, true,
+                                         l->q.group_size, l->q.bits, l->q.mode)
+                   : am_matmul(x, am_swapaxes(l->w, -1, -2));
+  return l->bias ? am_add(y, l->bias) : y;
 }
 #define LINEAR(l, x) am_llm_linear_apply(&(l), (x))
 

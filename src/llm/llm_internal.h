@@ -17,6 +17,7 @@ am_status am_set_error(am_status s, const char *fmt, ...)
  * Stacked experts carry a leading expert axis. */
 typedef struct am_llm_linear {
   am_array w, scales, biases; /* biases: affine only */
+  am_array bias;              /* [out] float32 (attention_bias), or NULL */
   bool quantized;
   am_llm_quant q;
   int64_t in, out; /* logical sizes */

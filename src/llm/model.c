@@ -484,6 +484,16 @@ static void load_attn(loader *L, am_llm_attn *a, const char *p,
   a->v = get_linear(L, n, 0, d->Hkv * d->hd, d->D);
   cat(n, sizeof n, p, ".o_proj");
   a->o = get_linear(L, n, 0, d->D, d->Hq * d->hd);
+  if (L->cfg->attention_bias) { /* q, k, v, o biases (Qwen attention_bias) */
+    am_llm_linear *ls[4] = {&a->q, &a->k, &a->v, &a->o};
+    static const char *nm[4] = {".q_proj.bias", ".k_proj.bias", ".v_proj.bias",
+                                ".o_proj.bias"};
+    for (int i = 0; i < 4; i++) {
+      cat(n, sizeof n, p, nm[i]);
+      ls[i]->bias = get_vec(L, n, ls[i]->out, false, -0.1f, 0.1f);
+      L->m->info.n_params += ls[i]->out;
+    }
+  }
   cat(n, sizeof n, p, ".q_norm.weight");
   a->q_norm = get_norm(L, n, d->hd);
   cat(n, sizeof n, p, ".k_norm.weight");
@@ -571,6 +581,7 @@ static void each_array(am_llm_model *m, void (*fn)(am_array *, void *),
       fn(&lins[j]->w, u);
       fn(&lins[j]->scales, u);
       fn(&lins[j]->biases, u);
+      fn(&lins[j]->bias, u);
     }
     am_array *arrs[] = {&y->gdn.conv_w, &y->gdn.A_log,   &y->gdn.dt_bias,
                         &y->gdn.norm_w, &y->attn.q_norm, &y->attn.k_norm,
