@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #define N_CLASSES 256
 #define ALIGN 64
@@ -31,6 +32,23 @@ static int size_class(size_t bytes, size_t *cap) {
   *cap = base + sub * step;
   if (*cap % ALIGN) *cap += ALIGN - *cap % ALIGN;
   return k * 4 + (int)sub - 1;
+}
+
+/* Big buffers (weights, KV caches, recurrent states) start on 2 MiB
+ * boundaries and ask for transparent huge pages: a decode step touches a
+ * few MiB in each of hundreds of expert matrices spread over gigabytes,
+ * and with 4 KiB pages the page walks (page tables of tens of MiB, out of
+ * cache) cost as much as the reads. */
+#define HUGE_BYTES ((size_t)2 << 20)
+static void *data_alloc(size_t cap) {
+  /* from 8 MiB on, so that rounding up to whole huge pages wastes < 25% */
+  if (cap < 4 * HUGE_BYTES) return aligned_alloc(ALIGN, cap);
+  size_t n = (cap + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
+  void *d = aligned_alloc(HUGE_BYTES, n);
+#ifdef MADV_HUGEPAGE
+  if (d) (void)madvise(d, n, MADV_HUGEPAGE);
+#endif
+  return d;
 }
 
 static size_t pool_limit(void) {
@@ -56,7 +74,7 @@ am_buffer *am_buffer_new(size_t bytes) {
   pthread_mutex_unlock(&g_lock);
   if (!b) {
     b = calloc(1, sizeof *b);
-    void *d = b ? aligned_alloc(ALIGN, cap) : NULL;
+    void *d = b ? data_alloc(cap) : NULL;
     if (!d) {
       free(b);
       am_set_error(AM_ERR_OOM, "out of memory allocating %zu bytes", bytes);
