@@ -290,6 +290,17 @@ static void reg(loader *L, const char *name, am_array x) {
   m->named[m->n_named++] = x;
 }
 
+/* Bytes a linear's weight, scales and biases take as stored. */
+static int64_t linear_bytes(const am_llm_linear *l) {
+  int64_t bytes = 0;
+  am_array parts[3] = {l->w, l->scales, l->biases};
+  for (int i = 0; i < 3; i++)
+    if (parts[i])
+      bytes += am_array_size(parts[i]) *
+               (int64_t)am_dtype_size(am_array_dtype(parts[i]));
+  return bytes;
+}
+
 static void account(loader *L, const char *path, am_llm_linear *l, int64_t E) {
   char name[600];
   snprintf(name, sizeof name, "%s.weight", path);
@@ -301,12 +312,7 @@ static void account(loader *L, const char *path, am_llm_linear *l, int64_t E) {
   reg(L, name, l->biases);
   am_llm_model_info *I = &L->m->info;
   int64_t params = l->out * l->in * (E ? E : 1);
-  int64_t bytes = 0;
-  am_array parts[3] = {l->w, l->scales, l->biases};
-  for (int i = 0; i < 3; i++)
-    if (parts[i])
-      bytes += am_array_size(parts[i]) *
-               (int64_t)am_dtype_size(am_array_dtype(parts[i]));
+  int64_t bytes = linear_bytes(l);
   I->n_params += params;
   I->weight_bytes += bytes;
   int64_t k = E ? L->cfg->num_experts_per_tok : 1;
@@ -731,7 +737,7 @@ static am_status build(am_llm_config *cfg, am_safetensors *st, uint64_t seed,
   m->info.active_bytes = before.active_bytes;
   m->embed_scales = m->embed.scales;
   m->embed_biases = m->embed.biases;
-  if (m->embed.quantized && m->embed.q.mode == AM_QUANT_AFFINE &&
+  if (!failed(&L) && m->embed.quantized && m->embed.q.mode == AM_QUANT_AFFINE &&
       am_array_dtype(m->embed.scales) != AM_F32) {
     m->embed_scales = am_astype(m->embed.scales, AM_F32);
     m->embed_biases = am_astype(m->embed.biases, AM_F32);
@@ -742,15 +748,8 @@ static am_status build(am_llm_config *cfg, am_safetensors *st, uint64_t seed,
   if (cfg->tie_word_embeddings) {
     m->lm_head = m->embed;
     if (!failed(&L)) { /* read whole per token */
-      am_llm_linear *e = &m->embed;
-      int64_t bytes = 0;
-      am_array parts[3] = {e->w, e->scales, e->biases};
-      for (int i = 0; i < 3; i++)
-        if (parts[i])
-          bytes += am_array_size(parts[i]) *
-                   (int64_t)am_dtype_size(am_array_dtype(parts[i]));
       m->info.n_active_params += d.V * d.D;
-      m->info.active_bytes += bytes;
+      m->info.active_bytes += linear_bytes(&m->embed);
     }
   } else {
     m->lm_head = get_linear(&L, n, 0, d.V, d.D);
