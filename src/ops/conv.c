@@ -188,10 +188,11 @@ static am_status run_depthwise(conv_job *j) {
   am_buffer *wb;
   j->wt = am_linalg_scratch((size_t)(j->K * C * es), &wb);
   if (!j->wt) return AM_FAIL(AM_ERR_OOM, "out of memory");
-  am_parallel_for(C, (1 << 14) / j->K + 1, dw_transpose, j);
+  /* a copy of the taps: on the calling thread unless it is large */
+  am_parallel_for(C, (1 << 18) / j->K + 1, dw_transpose, j);
   int64_t nch = (C + DW_CHUNK - 1) / DW_CHUNK;
   int64_t per = (C < DW_CHUNK ? C : DW_CHUNK) * j->K;
-  int64_t grain = (1 << 16) / (per ? per : 1);
+  int64_t grain = (1 << 17) / (per ? per : 1);
   am_parallel_for(j->N * j->Lo * nch, grain < 1 ? 1 : grain, dw_range, j);
   am_buffer_release(wb);
   return AM_OK;
