@@ -37,12 +37,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import model_refs_common as common  # noqa: E402
+# The Qwen byte-level BPE pipeline (NFC, regex split, ByteLevel), shared
+# with the tokenizer goldens.
+from make_tokenizer_goldens import SPECIALS, qwen_pipeline  # noqa: E402
 
 DATA = common.CORPUS
 DEMO_HF = os.path.join(common.MODELS, "demo-hf")
-QWEN_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
-           r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 VOCAB = 2048
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] "
           "+ '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
@@ -89,17 +89,9 @@ SEED = 0
 
 # ---------------------------------------------------------------- tokenizer
 def train_tokenizer(data, out_dir):
-    from tokenizers import (Regex, Tokenizer, decoders, models, normalizers,
-                            pre_tokenizers, processors, trainers)
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN_RE), behavior="isolated",
-                             invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    qwen_pipeline(tok)
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB - len(SPECIALS), min_frequency=2, special_tokens=[],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
