@@ -86,7 +86,6 @@ struct am_llm_model {
   am_array *named;
   am_llm_quant *named_q; /* for "<path>.scales": the linear's quantization */
   am_llm_model_info info;
-  char dir[4096];
 };
 
 /* A deep copy of a config (src/llm/config.c); NULL on OOM. */

@@ -718,7 +718,6 @@ static am_status build(am_llm_config *cfg, am_safetensors *st, uint64_t seed,
   }
   m->cfg = cfg;
   m->dtype = dt;
-  snprintf(m->dir, sizeof m->dir, "%s", where);
   loader L = {
       .m = m, .cfg = cfg, .opts = opts, .st = st, .seed = seed, .where = where};
   if (st) detect_layout(&L);

@@ -34,6 +34,8 @@ struct am_llm_session {
   uint32_t key_state[2]; /* sampling keys: see run_chunk */
   int R;                 /* repetition window */
   int32_t *recent;       /* ring of the last R tokens */
+  int32_t *rec;          /* the window in order, as the step's input */
+  am_array *io;          /* a call's inputs, then its outputs (scratch) */
   int64_t n_seen;
 };
 
@@ -132,13 +134,16 @@ am_status am_llm_session_new(am_llm_model *m, const am_llm_session_opts *o,
   s->n_state = am_llm_n_state(m);
   s->state = calloc((size_t)s->n_state, sizeof *s->state);
   s->recent = malloc((size_t)s->R * sizeof *s->recent);
+  s->rec = malloc((size_t)s->R * sizeof *s->rec);
+  s->io = malloc((size_t)(N_IN_FIXED + 2 * s->n_state + 2) * sizeof *s->io);
   am_compile_options co = {
       .shapeless = true, .n_state = s->n_state, .constant_literals = true};
-  if (s->state && s->recent && !s->o.no_compile)
+  bool ok = s->state && s->recent && s->rec && s->io;
+  if (ok && !s->o.no_compile)
     s->step =
         am_compile(step_fn, s, N_IN_FIXED + s->n_state, 2 + s->n_state, &co);
   am_status st = AM_OK;
-  if (!s->state || !s->recent || (!s->o.no_compile && !s->step))
+  if (!ok || (!s->o.no_compile && !s->step))
     st = am_set_error(AM_ERR_OOM, "am_llm_session_new: out of memory");
   if (!st) st = state_init(s, s->max_ctx < CAP_STEP ? s->max_ctx : CAP_STEP);
   if (st) {
@@ -155,6 +160,8 @@ void am_llm_session_free(am_llm_session *s) {
     am_array_free(s->state[i]);
   free(s->state);
   free(s->recent);
+  free(s->rec);
+  free(s->io);
   am_compiled_free(s->step);
   free(s);
 }
@@ -185,38 +192,20 @@ am_compile_stats am_llm_session_stats(const am_llm_session *s) {
 static am_status run_chunk(am_llm_session *s, const int32_t *tokens, int64_t T,
                            am_array *next, am_array *logits) {
   int n_in = N_IN_FIXED + s->n_state;
-  am_array *inp = malloc((size_t)n_in * sizeof *inp);
-  am_array *out = malloc((size_t)(2 + s->n_state) * sizeof *out);
-  if (!inp || !out) {
-    free(inp);
-    free(out);
-    return am_set_error(AM_ERR_OOM, "session: out of memory");
-  }
+  am_array *inp = s->io, *out = s->io + n_in; /* scratch of the session */
   /* sampling key: MLX's sequence after mx.random.seed(seed), one split
    * per call (mlx-lm draws once per step the same way) */
   uint32_t key[2];
-  am_status ks = am_llm_key_next(s->key_state, key);
-  if (ks) {
-    free(inp);
-    free(out);
-    return ks;
-  }
-  int32_t *rec = malloc((size_t)s->R * sizeof *rec);
-  if (!rec) {
-    free(inp);
-    free(out);
-    return am_set_error(AM_ERR_OOM, "session: out of memory");
-  }
+  am_status st = am_llm_key_next(s->key_state, key);
+  if (st) return st;
   for (int i = 0; i < s->R; i++) /* oldest first; -1 = empty */
-    rec[i] =
+    s->rec[i] =
         i < s->R - s->n_seen ? -1 : s->recent[(s->n_seen - s->R + i) % s->R];
   inp[0] = am_array_new_data(tokens, (int64_t[]){1, T}, 2, AM_I32);
   inp[1] = am_scalar((double)s->pos, AM_I32);
   inp[2] = am_array_new_data(key, (int64_t[]){2}, 1, AM_U32);
-  inp[3] = am_array_new_data(rec, (int64_t[]){1, s->R}, 2, AM_I32);
-  free(rec);
+  inp[3] = am_array_new_data(s->rec, (int64_t[]){1, s->R}, 2, AM_I32);
   memcpy(inp + N_IN_FIXED, s->state, (size_t)s->n_state * sizeof *inp);
-  am_status st;
   if (s->step) {
     st = am_compiled_call(s->step, inp, out); /* takes the state refs */
   } else {
@@ -234,17 +223,14 @@ static am_status run_chunk(am_llm_session *s, const int32_t *tokens, int64_t T,
   }
   for (int i = 0; i < N_IN_FIXED; i++)
     am_array_free(inp[i]);
-  free(inp);
   if (st) { /* the state was consumed: start over on the next feed */
     for (int i = 0; i < s->n_state; i++)
       s->state[i] = NULL;
-    free(out);
     return st;
   }
   memcpy(s->state, out + 2, (size_t)s->n_state * sizeof *out);
   *next = out[0];
   *logits = out[1];
-  free(out);
   return AM_OK;
 }
 
