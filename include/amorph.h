@@ -209,8 +209,9 @@ AM_API AM_NODISCARD am_status am_eval(am_array *xs, int n);
  * into dst, converted to `dtype`. n must equal am_array_size(x). */
 AM_API AM_NODISCARD am_status am_array_read(am_array x, am_dtype dtype,
                                             void *dst, int64_t n);
-/** Pointer to x's data after am_eval, or NULL when x is not evaluated or
- * not row-contiguous (read it with am_array_read then). */
+/** Pointer to x's data after am_eval, or NULL when x is not evaluated,
+ * not row-contiguous or not in host memory (read it with am_array_read
+ * then). */
 AM_API const void *am_array_data(am_array x);
 /** Prints x (evaluating it) in a NumPy-like layout. */
 AM_API am_status am_array_print(am_array x, FILE *f);
@@ -227,6 +228,46 @@ AM_API int am_get_num_threads(void);
 AM_API void am_profile_enable(bool on);
 AM_API void am_profile_reset(void);
 AM_API void am_profile_print(FILE *f);
+
+/* ======================================================================
+ *  Devices
+ *
+ * Every array lives on one device: the CPU, or an accelerator whose
+ * backend library is registered (CUDA: link libamorph_cuda and call
+ * am_cuda_init once). A node runs where its inputs live: any input on
+ * the GPU puts it on the GPU, and host inputs (scalars, constants) are
+ * then read through a device copy made once and cached with them. Nodes
+ * without inputs (am_zeros, am_arange, ...) run on the calling thread's
+ * default device. Data moves only through am_to_device (an op like any
+ * other, so compiled functions record it) and when reading results
+ * (am_array_read, am_array_print). A primitive with no kernel on the
+ * device is an error naming it; it never falls back silently.
+ * ====================================================================== */
+
+typedef enum am_device {
+  AM_DEVICE_CPU = 0,
+  AM_DEVICE_CUDA = 1,
+  AM_DEVICE_COUNT
+} am_device;
+
+/** Registers the CUDA backend (defined in libamorph_cuda, built when the
+ * CUDA toolkit is found). AM_ERR_DEVICE when no GPU or driver is usable;
+ * calling it again is harmless. */
+AM_API AM_NODISCARD am_status am_cuda_init(void);
+/** Whether arrays can be placed on d (the CPU always; CUDA after
+ * am_cuda_init succeeded). */
+AM_API bool am_device_available(am_device d);
+/** "cpu" / "cuda". */
+AM_API const char *am_device_name(am_device d);
+/** The device x is (or will be) computed on. */
+AM_API am_device am_array_device(am_array x);
+/** x placed on device d (a copy unless it is there already). */
+AM_API am_array am_to_device(am_array x, am_device d);
+/** The calling thread's device for nodes without inputs (default CPU). */
+AM_API void am_set_default_device(am_device d);
+AM_API am_device am_default_device(void);
+/** Waits until the device has finished the work queued by this thread. */
+AM_API am_status am_synchronize(am_device d);
 
 /** Buffer pool statistics: bytes currently allocated by arrays, bytes held
  * idle in the pool, and the count of fresh allocations since start. */

@@ -659,15 +659,12 @@ static am_status run_tape(const am_centry *e, am_arr *const *in,
       ins[i] = vals[n->in[i]];
       if (pinned(e, n, i, k)) am_arr_retain(ins[i]);
     }
-    am_clear_error();
-    double t0 = am_prof_on ? am_prof_now() : 0;
-    s = n->prim->eval_cpu(ins, n->n_in, outs, n->n_out, n->params);
-    if (am_prof_on) am_prof_add(n->prim->name, am_prof_now() - t0);
+    s = am_prim_run(n->op, ins, n->n_in, outs, n->n_out, n->params,
+                    am_default_device());
     if (s) {
       char msg[900];
       snprintf(msg, sizeof msg, "%s", am_last_error());
-      am_set_error(s, "%s (compiled node %d): %s", n->prim->name, k,
-                   msg[0] ? msg : am_status_str(s));
+      am_set_error(s, "compiled node %d: %s", k, msg);
     }
     for (int i = 0; i < n->n_in; i++)
       if (pinned(e, n, i, k)) am_arr_release(ins[i]);
@@ -718,8 +715,13 @@ static am_status verify_outputs(am_compiled f, am_arr *const *got,
       free(wa);
       return am_set_error(AM_ERR_OOM, "compile verify: out of memory");
     }
-    am_copy_to_contig(got[j], ga, AM_F64);
-    am_copy_to_contig(want[j], wa, AM_F64);
+    am_status sc = am_copy_to_contig(got[j], ga, AM_F64);
+    if (!sc) sc = am_copy_to_contig(want[j], wa, AM_F64);
+    if (sc) {
+      free(ga);
+      free(wa);
+      return sc;
+    }
     double tol = a->dtype == AM_F16 || a->dtype == AM_BF16 ? 1e-2
                  : a->dtype == AM_F32                      ? 1e-5
                  : a->dtype == AM_F64                      ? 1e-12
@@ -771,7 +773,8 @@ static bool same_const(const am_arr *x, const am_arr *y) {
   if (x == y) return true;
   if (!x || !y || x->m.dtype != y->m.dtype || x->m.ndim != y->m.ndim ||
       memcmp(x->m.shape, y->m.shape, (size_t)x->m.ndim * sizeof(int64_t)) ||
-      x->size > 4096 || !am_arr_is_contiguous(x) || !am_arr_is_contiguous(y))
+      x->size > 4096 || !am_arr_is_contiguous(x) || !am_arr_is_contiguous(y) ||
+      x->buf->device != AM_DEVICE_CPU || y->buf->device != AM_DEVICE_CPU)
     return false;
   return !memcmp(am_arr_ptr(x), am_arr_ptr(y),
                  (size_t)x->size * am_dtype_size(x->m.dtype));

@@ -230,7 +230,9 @@ static bool node_equal(const am_cnode *a, const am_cnode *b) {
 }
 
 static bool scalar_equal(const am_arr *a, const am_arr *b) {
-  if (a->m.dtype != b->m.dtype || a->m.ndim != b->m.ndim) return false;
+  if (a->m.dtype != b->m.dtype || a->m.ndim != b->m.ndim ||
+      a->buf->device != AM_DEVICE_CPU || b->buf->device != AM_DEVICE_CPU)
+    return false;
   for (int d = 0; d < a->m.ndim; d++)
     if (a->m.shape[d] != b->m.shape[d]) return false;
   return !memcmp(am_arr_ptr(a), am_arr_ptr(b), am_dtype_size(a->m.dtype));

@@ -147,6 +147,7 @@ am_arr *am_arr_from_buffer(const am_meta *m, am_buffer *b) {
     return NULL;
   }
   a->buf = b;
+  a->device = (int8_t)b->device;
   am_contig_strides(a->m.shape, a->m.ndim, a->strides);
   return a;
 }
@@ -368,8 +369,23 @@ bool am_array_is_evaluated(am_array x) {
   return x && x->buf;
 }
 
+static _Thread_local am_device t_default_device;
+
+void am_set_default_device(am_device d) {
+  if ((unsigned)d < AM_DEVICE_COUNT) t_default_device = d;
+}
+am_device am_default_device(void) {
+  return t_default_device;
+}
+
+am_device am_array_device(am_array x) {
+  return x ? (am_device)x->device : AM_DEVICE_CPU;
+}
+
 const void *am_array_data(am_array x) {
-  if (!x || !x->buf || !am_arr_is_contiguous(x)) return NULL;
+  if (!x || !x->buf || !am_arr_is_contiguous(x) ||
+      x->buf->device != AM_DEVICE_CPU)
+    return NULL;
   return am_arr_ptr(x);
 }
 
@@ -439,6 +455,12 @@ am_status am_op_make_n(int op, const void *params, am_arr *const *in, int n_in,
   if (s) goto fail;
   node->op = op;
   node->prim = p;
+  /* Where it will run: with its inputs (the highest device among them),
+   * on the named device for a placement, else the thread's default. */
+  node->device = n_in ? AM_DEVICE_CPU : am_default_device();
+  if (op == AM_OP_TO_DEVICE) node->device = *(const int *)params;
+  for (int i = 0; i < n_in && op != AM_OP_TO_DEVICE; i++)
+    if (in[i]->device > node->device) node->device = in[i]->device;
   node->n_in = n_in;
   node->n_out = n_out;
   node->params_size = p->params_size;
@@ -462,6 +484,7 @@ am_status am_op_make_n(int op, const void *params, am_arr *const *in, int n_in,
       goto fail;
     }
     a->node = node;
+    a->device = (int8_t)node->device;
     a->out_idx = j;
     node->out[j] = a;
   }

@@ -60,7 +60,78 @@ static size_t pool_limit(void) {
   return g_limit;
 }
 
+static const am_backend *g_backends[AM_DEVICE_COUNT];
+
+void am_backend_register(int device, const am_backend *b) {
+  if (device > AM_DEVICE_CPU && device < AM_DEVICE_COUNT)
+    g_backends[device] = b;
+}
+
+const am_backend *am_backend_get(int device) {
+  return device > AM_DEVICE_CPU && device < AM_DEVICE_COUNT ? g_backends[device]
+                                                            : NULL;
+}
+
+bool am_device_available(am_device d) {
+  return d == AM_DEVICE_CPU || am_backend_get(d) != NULL;
+}
+
+am_buffer *am_buffer_new_on(size_t bytes, int device) {
+  if (device == AM_DEVICE_CPU) {
+    am_buffer *b = am_buffer_new(bytes);
+    return b;
+  }
+  const am_backend *be = am_backend_get(device);
+  if (!be) {
+    am_set_error(AM_ERR_UNSUPPORTED, "device %d has no backend registered",
+                 device);
+    return NULL;
+  }
+  am_buffer *b = calloc(1, sizeof *b);
+  if (!b) {
+    am_set_error(AM_ERR_OOM, "out of memory");
+    return NULL;
+  }
+  b->data = be->alloc(bytes ? bytes : 1);
+  if (!b->data) {
+    free(b);
+    return NULL;
+  }
+  atomic_init(&b->refs, 1);
+  b->bytes = b->cap = bytes;
+  b->device = device;
+  return b;
+}
+
+static pthread_mutex_t g_mirror_lock = PTHREAD_MUTEX_INITIALIZER;
+
+am_buffer *am_buffer_on(am_buffer *b, int device) {
+  if (b->device == device) return b;
+  if (b->device != AM_DEVICE_CPU || device == AM_DEVICE_CPU) {
+    am_set_error(AM_ERR_INVALID_ARG,
+                 "a kernel on device %d read data on device %d", device,
+                 b->device);
+    return NULL;
+  }
+  pthread_mutex_lock(&g_mirror_lock);
+  am_buffer *m = b->mirror;
+  if (!m || m->device != device) {
+    am_buffer_release(m);
+    b->mirror = NULL;
+    m = am_buffer_new_on(b->bytes, device);
+    if (m && am_backend_get(device)->upload(m->data, b->data, b->bytes)) {
+      am_buffer_release(m);
+      m = NULL;
+    }
+    b->mirror = m;
+  }
+  pthread_mutex_unlock(&g_mirror_lock);
+  return m;
+}
+
 am_buffer *am_buffer_new(size_t bytes) {
+  int dev = am_eval_device();
+  if (dev != AM_DEVICE_CPU) return am_buffer_new_on(bytes, dev);
   size_t cap;
   int c = size_class(bytes ? bytes : 1, &cap);
   am_buffer *b = NULL;
@@ -91,6 +162,8 @@ am_buffer *am_buffer_new(size_t bytes) {
   b->dtor = NULL;
   b->dtor_ctx = NULL;
   b->borrowed = false;
+  b->device = AM_DEVICE_CPU;
+  b->mirror = NULL;
   pthread_mutex_lock(&g_lock);
   g_active += b->cap;
   if (g_active > g_peak) g_peak = g_active;
@@ -121,6 +194,16 @@ void am_buffer_retain(am_buffer *b) {
 void am_buffer_release(am_buffer *b) {
   if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
     return;
+  if (b->mirror) {
+    am_buffer_release(b->mirror);
+    b->mirror = NULL;
+  }
+  if (b->device != AM_DEVICE_CPU) {
+    const am_backend *be = am_backend_get(b->device);
+    if (be) be->free(b->data);
+    free(b);
+    return;
+  }
   if (b->borrowed) {
     if (b->dtor) b->dtor(b->dtor_ctx);
     free(b);

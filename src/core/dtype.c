@@ -1,6 +1,8 @@
 /* dtype.c — element types: sizes, names, promotion and conversion. */
 #include "internal.h"
 
+#include <stdlib.h>
+
 #include <math.h>
 
 static const struct {
@@ -240,8 +242,25 @@ static void copy_row(void *ctx, int64_t n, char **p, const int64_t *s) {
     am_convert(p[0] + i * s[0], c->st, p[1] + i * s[1], c->dt, 1);
 }
 
-void am_copy_to_contig(const am_arr *a, void *dst, am_dtype dt) {
-  if (a->size == 0) return;
+am_status am_copy_to_contig(const am_arr *a, void *dst, am_dtype dt) {
+  if (a->size == 0) return AM_OK;
+  if (a->buf->device != AM_DEVICE_CPU) {
+    /* Device data: the bytes its view spans come down first. */
+    const am_backend *be = am_backend_get(a->buf->device);
+    void *host = malloc(a->buf->bytes ? a->buf->bytes : 1);
+    if (!host || be->download(host, a->buf->data, a->buf->bytes)) {
+      free(host);
+      return am_set_error(host ? AM_ERR_DEVICE : AM_ERR_OOM,
+                          "reading a %s array: %s",
+                          am_device_name(a->buf->device), am_last_error());
+    }
+    am_buffer hb = {.data = host, .bytes = a->buf->bytes};
+    am_arr h = *a;
+    h.buf = &hb;
+    am_copy_to_contig(&h, dst, dt);
+    free(host);
+    return AM_OK;
+  }
   int64_t cst[AM_MAX_DIMS];
   am_contig_strides(a->m.shape, a->m.ndim, cst);
   char *base[2] = {am_arr_ptr(a), dst};
@@ -251,4 +270,5 @@ void am_copy_to_contig(const am_arr *a, void *dst, am_dtype dt) {
   am_iter_init(&it, a->m.shape, a->m.ndim, 2, base, str, es);
   copy_ctx c = {a->m.dtype, dt};
   am_iter_run_parallel(&it, copy_row, &c, 1 << 16);
+  return AM_OK;
 }

@@ -142,18 +142,9 @@ static am_status run_node(am_node *nd) {
                         nd->prim->name, i);
       break;
     }
-  if (!s) {
-    am_clear_error();
-    double t0 = am_prof_on ? am_prof_now() : 0;
-    s = nd->prim->eval_cpu(nd->in, nd->n_in, outs, nd->n_out, nd->params);
-    if (am_prof_on) am_prof_add(nd->prim->name, am_prof_now() - t0);
-    if (s) {
-      char msg[1024];
-      snprintf(msg, sizeof msg, "%s", am_last_error());
-      am_set_error(s, "%s: %s", nd->prim->name,
-                   msg[0] ? msg : am_status_str(s));
-    }
-  }
+  if (!s)
+    s = am_prim_run(nd->op, nd->in, nd->n_in, outs, nd->n_out, nd->params,
+                    nd->device);
   for (int j = 0; j < nd->n_out; j++)
     if (!nd->out[j]) am_arr_release(outs[j]);
   if (outs != outs_local) free(outs);
@@ -198,6 +189,92 @@ am_status am_eval(am_array *xs, int n) {
 }
 
 /* ======================================================================
+ *  Dispatch: which device runs a node
+ * ====================================================================== */
+
+static _Thread_local int t_eval_device;
+
+int am_eval_device(void) {
+  return t_eval_device;
+}
+
+static int device_of_inputs(int op, am_arr *const *in, int n_in,
+                            const void *params, int zero_in_device) {
+  if (op == AM_OP_TO_DEVICE) return *(const int *)params;
+  if (!n_in) return zero_in_device;
+  int dev = AM_DEVICE_CPU;
+  for (int i = 0; i < n_in; i++)
+    if (in[i]->buf && in[i]->buf->device > dev) dev = in[i]->buf->device;
+  return dev;
+}
+
+am_status am_prim_run(int op, am_arr *const *in, int n_in, am_arr *const *out,
+                      int n_out, const void *params, int zero_in_device) {
+  const am_prim *p = am_prims[op];
+  int dev = device_of_inputs(op, in, n_in, params, zero_in_device);
+  am_eval_fn fn = p->eval_cpu;
+  am_arr *const *args = in;
+  am_arr *local[8], **moved = NULL;
+  am_arr *copies = NULL;
+  am_status s = AM_OK;
+  if (dev != AM_DEVICE_CPU) {
+    const am_backend *be = am_backend_get(dev);
+    fn = be ? be->eval[op] : NULL;
+    if (!fn)
+      return am_set_error(AM_ERR_UNSUPPORTED,
+                          be ? "%s: no kernel for this primitive on %s"
+                             : "%s: device %s has no backend (am_cuda_init)",
+                          p->name, be ? be->name : "cuda");
+    /* Host inputs (scalars, constants) are read through their device
+     * copies, made once and cached on the host buffer. */
+    int n_host = 0;
+    for (int i = 0; i < n_in && op != AM_OP_TO_DEVICE; i++)
+      n_host += in[i]->buf && in[i]->buf->device != dev;
+    if (n_host) {
+      moved = n_in <= 8 ? local : malloc((size_t)n_in * sizeof *moved);
+      copies = malloc((size_t)n_host * sizeof *copies);
+      if (!moved || !copies) {
+        s = am_set_error(AM_ERR_OOM, "%s: out of memory", p->name);
+        goto done;
+      }
+      for (int i = 0, c = 0; i < n_in; i++) {
+        moved[i] = in[i];
+        if (!in[i]->buf || in[i]->buf->device == dev) continue;
+        am_buffer *m = am_buffer_on(in[i]->buf, dev);
+        if (!m) {
+          s = am_set_error(AM_ERR_DEVICE, "%s: copying input %d to %s: %s",
+                           p->name, i, be->name, am_last_error());
+          goto done;
+        }
+        memcpy(&copies[c], in[i], sizeof *copies);
+        atomic_init(&copies[c].refs, 2); /* never donated */
+        copies[c].buf = m;
+        moved[i] = &copies[c++];
+      }
+      args = moved;
+    }
+  }
+  am_clear_error();
+  int saved = t_eval_device;
+  t_eval_device = dev;
+  double t0 = am_prof_on ? am_prof_now() : 0;
+  s = fn(args, n_in, out, n_out, params);
+  if (am_prof_on) am_prof_add(p->name, am_prof_now() - t0);
+  t_eval_device = saved;
+  for (int j = 0; j < n_out && !s; j++)
+    out[j]->device = (int8_t)dev;
+  if (s) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", am_last_error());
+    am_set_error(s, "%s: %s", p->name, msg[0] ? msg : am_status_str(s));
+  }
+done:
+  if (moved && moved != local) free(moved);
+  free(copies);
+  return s;
+}
+
+/* ======================================================================
  *  Output allocation helpers for kernels
  * ====================================================================== */
 
@@ -215,6 +292,7 @@ am_status am_out_alloc_donate(am_arr *out, am_arr *const *cands, int n) {
   for (int i = 0; i < n; i++) {
     am_arr *c = cands[i];
     if (atomic_load(&c->refs) != 1 || !c->buf || c->buf->borrowed ||
+        c->buf->device != am_eval_device() || c->buf->mirror ||
         atomic_load(&c->buf->refs) != 1 || c->offset != 0 ||
         c->size != out->size ||
         am_dtype_size(c->m.dtype) != am_dtype_size(out->m.dtype) ||
@@ -259,8 +337,7 @@ am_status am_array_read(am_array x, am_dtype dtype, void *dst, int64_t n) {
   }
   if (n && !dst)
     return am_set_error(AM_ERR_INVALID_ARG, "am_array_read: dst is NULL");
-  am_copy_to_contig(x, dst, dtype);
-  return AM_OK;
+  return am_copy_to_contig(x, dst, dtype);
 }
 
 static void print_rec(FILE *f, const am_meta *m, const double *v, int d,
@@ -288,7 +365,11 @@ am_status am_array_print(am_array x, FILE *f) {
   if (s) return s;
   double *v = malloc((size_t)(x->size ? x->size : 1) * sizeof *v);
   if (!v) return am_set_error(AM_ERR_OOM, "am_array_print: out of memory");
-  am_copy_to_contig(x, v, AM_F64);
+  s = am_copy_to_contig(x, v, AM_F64);
+  if (s) {
+    free(v);
+    return s;
+  }
   int64_t pos = 0;
   print_rec(f, &x->m, v, 0, &pos, am_dtype_is_float(x->m.dtype));
   char sh[256];

@@ -55,10 +55,20 @@ typedef struct am_buffer {
   void (*dtor)(void *); /* borrowed data: called on release */
   void *dtor_ctx;
   bool borrowed;               /* user memory: never written, never pooled */
+  int device;                  /* am_device: where `data` lives           */
+  struct am_buffer *mirror;    /* a host buffer's copy on the accelerator,
+                                  made when a device kernel first reads it */
   struct am_buffer *next_free; /* pool free-list link */
 } am_buffer;
 
-am_buffer *am_buffer_new(size_t bytes); /* NULL on OOM (error set) */
+/** Host memory, or memory of the device the calling thread is evaluating
+ * on (am_eval_device) when that is not the CPU. NULL on OOM (error set). */
+am_buffer *am_buffer_new(size_t bytes);
+/** Memory on the given device (its backend's allocator). */
+am_buffer *am_buffer_new_on(size_t bytes, int device);
+/** b's copy on `device` (made and cached on first use); b itself when it
+ * already lives there. Borrowed reference; NULL on error. */
+am_buffer *am_buffer_on(am_buffer *b, int device);
 am_buffer *am_buffer_borrow(void *data, size_t bytes, void (*dtor)(void *),
                             void *ctx);
 void am_buffer_retain(am_buffer *b);
@@ -82,6 +92,7 @@ struct am_array_s {
   int out_idx;                  /* which output of node                */
   bool weak;                    /* weak scalar for type promotion      */
   bool tracer;                  /* compile placeholder: no data ever   */
+  int8_t device;                /* where it is (or will be) computed   */
   am_status err;                /* error arrays: status != AM_OK       */
   char *err_msg;
 };
@@ -97,6 +108,7 @@ typedef struct am_node {
   am_arr **in;   /* strong references                   */
   am_arr **out;  /* weak: cleared when an output dies   */
   uint64_t mark; /* eval visit stamp                    */
+  int device;    /* am_device it runs on                */
 } am_node;
 
 /* ======================================================================
@@ -130,7 +142,6 @@ typedef struct am_prim {
   size_t params_size; /* bytes of the params struct (0: none)       */
   am_infer_fn output_shapes;
   am_eval_fn eval_cpu;
-  void *eval_cuda; /* slot for the CUDA backend                   */
   /* Optional: per-node "params hold traced sizes" (e.g. literal reshape). */
   bool (*shape_dependent)(const void *params);
   /* Optional: params text for graph dumps. */
@@ -168,6 +179,52 @@ enum am_op {
 };
 
 extern const am_prim *const am_prims[AM_OP_COUNT];
+
+/* ======================================================================
+ *  Backends (device memory and kernels; CPU is built in)
+ * ====================================================================== */
+
+/** What an accelerator library registers (am_backend_register): its
+ * memory, copies, and one kernel per primitive, with the same signature
+ * and contract as am_prim.eval_cpu, on arrays whose buffers live on the
+ * device (am_arr_ptr gives device pointers). Kernels run asynchronously
+ * on the calling thread's stream and never synchronize. A NULL kernel
+ * means the primitive has none there: evaluating it is an error naming
+ * the op, never a silent trip through host memory. */
+typedef struct am_backend {
+  const char *name;
+  void *(*alloc)(size_t bytes); /* NULL with the error set */
+  void (*free)(void *ptr);
+  /* Asynchronous on the thread's stream; host memory may be reused as
+   * soon as the call returns (pageable copies stage it). */
+  am_status (*upload)(void *dst, const void *src, size_t bytes);
+  am_status (*copy)(void *dst, const void *src, size_t bytes);
+  /* Synchronous: the data is in dst when it returns. */
+  am_status (*download)(void *dst, const void *src, size_t bytes);
+  am_status (*synchronize)(void);
+  am_eval_fn eval[AM_OP_COUNT];
+  /* Stream capture of a compiled replay (optional): begin, then end
+   * giving an executable graph (NULL on failure, error set); launch
+   * replays it; free releases it. Allocations made while capturing are
+   * kept for the graph (pool_begin/pool_end). */
+  am_status (*capture_begin)(void);
+  am_status (*capture_end)(void **graph);
+  am_status (*graph_launch)(void *graph);
+  void (*graph_free)(void *graph);
+} am_backend;
+
+/** Registers the backend of `device` (called by am_cuda_init). */
+void am_backend_register(int device, const am_backend *b);
+/** The backend of `device`, NULL when none is registered (CPU: NULL). */
+const am_backend *am_backend_get(int device);
+/** The device the calling thread is evaluating a kernel on. */
+int am_eval_device(void);
+/** Runs one primitive on the device its inputs live on (any input on an
+ * accelerator puts the node there; host inputs are then read through their
+ * cached device copies), `zero_in_device` for a node without inputs.
+ * Used by am_eval and by compiled replays. */
+am_status am_prim_run(int op, am_arr *const *in, int n_in, am_arr *const *out,
+                      int n_out, const void *params, int zero_in_device);
 
 uint64_t am_params_hash(const am_node *n);
 bool am_params_equal(const am_node *a, const am_node *b);
@@ -333,7 +390,7 @@ static inline uint16_t am_f32_to_bf16(float f) {
 void am_convert(const void *src, am_dtype st, void *dst, am_dtype dt,
                 int64_t n);
 /** Copies/converts a strided array into a row-major buffer. */
-void am_copy_to_contig(const am_arr *a, void *dst, am_dtype dt);
+am_status am_copy_to_contig(const am_arr *a, void *dst, am_dtype dt);
 /** Element i (row-major over the strided layout) as double / int64. */
 double am_load_f64(const void *p, am_dtype t);
 /** One element as int64 (exact for integers; floats truncate, saturating). */
