@@ -6,7 +6,8 @@
 #   scripts/gpu-pack.sh [DEST] [TARGET...]     (default DEST .xfer/gpu)
 #
 # On the GPU machine: DEST/run.sh PROGRAM [ARGS] runs DEST/bin/PROGRAM with
-# DEST/lib on the library path (CUDA's own libraries come from the image).
+# those libraries (DEST/lib.tar.xz, unpacked once into $TMPDIR) on the
+# library path; CUDA's own libraries come from the image.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEST=${1:-$ROOT/.xfer/gpu}
@@ -32,10 +33,15 @@ for f in "$DEST"/bin/*; do
   ldd "$f" | awk '/=> \//{print $3}' |
     grep -E 'openblas|gfortran|quadmath|cjson|pcre2|utf8proc' || true
 done | sort -u | while read -r l; do cp -L "$l" "$DEST/lib/"; done
+# The libraries travel compressed (the carry limit is 64 MiB in all).
+tar -C "$DEST" -cJf "$DEST/lib.tar.xz" lib
+rm -rf "$DEST/lib"
 cat >"$DEST/run.sh" <<'RUN'
 #!/usr/bin/env bash
 D=$(cd "$(dirname "$0")" && pwd)
-export LD_LIBRARY_PATH=$D/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+L=${TMPDIR:-/tmp}/amorph-gpu-lib-$(cksum <"$D/lib.tar.xz" | cut -d' ' -f1)
+[ -d "$L/lib" ] || { mkdir -p "$L" && tar -C "$L" -xJf "$D/lib.tar.xz"; }
+export LD_LIBRARY_PATH=$L/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 p=$1; shift
 exec "$D/bin/$p" "$@"
 RUN
