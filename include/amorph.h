@@ -1135,6 +1135,14 @@ typedef struct am_compile_stats {
   uint64_t cse_merged;   /* nodes merged by simplification in that entry    */
   double trace_seconds;  /* total time tracing + passes (simplify, fuse)  */
   double reinfer_seconds; /* total time re-inferring shapes on replays      */
+  /* Device graphs (CUDA): a call on the GPU with shapes seen before is
+   * captured once and then replayed with one launch (AM_GRAPHS=0: off). */
+  uint64_t graph_captures; /* graphs captured and instantiated             */
+  uint64_t graph_updates;  /* captures that updated an existing executable
+                              graph in place (cudaGraphExecUpdate)         */
+  uint64_t graph_launches; /* calls served by launching a captured graph   */
+  uint64_t graph_refused;  /* calls whose graph existed or was due but ran
+                              the tape: a buffer it writes was still held  */
 } am_compile_stats;
 
 typedef struct am_compiled_s *am_compiled;

@@ -133,6 +133,10 @@ static void entry_release(am_centry *e) {
   free(e->guards);
   free(e->proven);
   free(atomic_load(&e->spare));
+  for (int k = 0; k < AM_GRAPH_SLOTS; k++)
+    am_cgraph_free(e->graphs[k]);
+  free(e->warm_key);
+  pthread_mutex_destroy(&e->glock);
   free(e);
 }
 
@@ -178,7 +182,90 @@ struct am_compiled_s {
   int n_entries;
   am_compile_stats st;
   char last_fallback[512];
+  uint64_t graph_stamp;
 };
+
+/* ======================================================================
+ *  Running an entry: the tape, or its captured device graph
+ * ====================================================================== */
+
+/* On a device with graph capture, host inputs are placed on the device
+ * first, so that the warm-up run, the capture and replays run every node
+ * in the same place; *in then points at a new array list (*staged, freed
+ * by the caller) whose entries the call owns. */
+static am_status stage_inputs(int dev, int n_in, am_arr *const **in,
+                              bool *consumed, am_arr ***staged) {
+  bool need = false;
+  for (int i = 0; i < n_in; i++)
+    need |= (*in)[i]->buf->device == AM_DEVICE_CPU;
+  if (!need) return AM_OK;
+  am_arr **d = malloc((size_t)n_in * sizeof *d);
+  if (!d) return am_set_error(AM_ERR_OOM, "compiled call: out of memory");
+  memcpy(d, *in, (size_t)n_in * sizeof *d);
+  am_status s = AM_OK;
+  for (int i = 0; i < n_in && !s; i++) {
+    if (d[i]->buf->device != AM_DEVICE_CPU) continue;
+    am_scope_push();
+    am_array x = am_to_device(d[i], (am_device)dev);
+    s = am_eval(&x, 1);
+    if (!s) am_arr_retain(x);
+    am_scope_pop();
+    if (s) break;
+    if (consumed[i]) am_arr_release(d[i]);
+    d[i] = x;
+    consumed[i] = true; /* the copy is the call's */
+  }
+  *staged = d;
+  *in = (am_arr *const *)d;
+  return s;
+}
+
+static am_status run_step(am_compiled f, am_centry *e, am_arr *const **inp,
+                          bool *consumed, const am_meta *m, am_array *out,
+                          am_arr ***staged) {
+  int n_in = e->n_inputs;
+  int dev = e->no_graph || f->verify ? 0 : am_graph_device(*inp, n_in);
+  am_status s = AM_OK;
+  if (dev && !pthread_mutex_trylock(&e->glock)) {
+    s = stage_inputs(dev, n_in, inp, consumed, staged);
+    am_arr *const *in = *inp;
+    bool served = false, updated = false;
+    pthread_mutex_lock(&f->lock);
+    uint64_t stamp = ++f->graph_stamp;
+    pthread_mutex_unlock(&f->lock);
+    if (!s) s = am_graph_replay(e, in, consumed, out, stamp, &served);
+    bool warm = e->warm_key != NULL;
+    for (int i = 0; warm && i < n_in; i++)
+      warm = e->warm_key[i].ndim == in[i]->m.ndim &&
+             e->warm_key[i].dtype == in[i]->m.dtype &&
+             !memcmp(e->warm_key[i].shape, in[i]->m.shape,
+                     (size_t)in[i]->m.ndim * sizeof(int64_t));
+    bool captured = false;
+    if (!s && !served && warm) {
+      s = am_graph_capture(e, in, consumed, m, out, dev, stamp, &updated);
+      captured = !s;
+      if (s == AM_ERR_CANNOT_INFER) s = AM_OK;
+    }
+    if (!s && !served && !captured) {
+      if (!e->warm_key)
+        e->warm_key = malloc((size_t)(n_in ? n_in : 1) * sizeof *e->warm_key);
+      for (int i = 0; e->warm_key && i < n_in; i++)
+        e->warm_key[i] = in[i]->m;
+    }
+    pthread_mutex_unlock(&e->glock);
+    pthread_mutex_lock(&f->lock);
+    f->st.graph_launches += served;
+    f->st.graph_captures += captured && !updated;
+    f->st.graph_updates += captured && updated;
+    f->st.graph_refused += !served && !captured && warm;
+    pthread_mutex_unlock(&f->lock);
+    if (s || served || captured) return s;
+  }
+  s = am_compile_run_tape(e, *inp, consumed, m, out);
+  for (int i = 0; i < n_in; i++)
+    consumed[i] = false; /* handed over */
+  return s;
+}
 
 am_compiled am_compile(am_compile_fn fn, void *ctx, int n_in, int n_out,
                        const am_compile_options *opts) {
@@ -474,6 +561,7 @@ static am_status trace(am_compiled f, am_arr *const *in, bool key_shapes,
   am_arr **ph = calloc((size_t)(f->n_in ? f->n_in : 1), sizeof *ph);
   am_array *outs = calloc((size_t)f->n_out, sizeof *outs);
   am_centry *e = calloc(1, sizeof *e);
+  if (e) pthread_mutex_init(&e->glock, NULL);
   if (!ph || !outs || !e) {
     free(ph);
     free(outs);
@@ -622,9 +710,9 @@ static bool pinned(const am_centry *e, const am_cnode *n, int i, int k) {
 
 /* Runs the tape. `consumed[i]`: the call owns input i's reference (state
  * inputs), so its buffer may be donated at its last use. */
-static am_status run_tape(const am_centry *e, am_arr *const *in,
-                          const bool *consumed, const am_meta *m,
-                          am_array *out) {
+am_status am_compile_run_tape(const am_centry *e, am_arr *const *in,
+                              const bool *consumed, const am_meta *m,
+                              am_array *out) {
   am_status s = AM_OK;
   am_arr **vals = calloc((size_t)e->n_values, sizeof *vals);
   if (!vals) return AM_FAIL(AM_ERR_OOM, "compiled call: out of memory");
@@ -926,6 +1014,7 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
   am_meta *m = NULL;
   am_arr **want = NULL;
   am_centry *e = NULL, *old = NULL, *m_owner = NULL;
+  am_arr **staged = NULL;
   am_status s = AM_OK;
   for (int j = 0; j < f->n_out; j++)
     out[j] = NULL;
@@ -1048,9 +1137,8 @@ am_status am_compiled_call(am_compiled f, const am_array *in_, am_array *out) {
     f->st.replays++;
     pthread_mutex_unlock(&f->lock);
   }
-  s = run_tape(e, in, consumed, m && !need_trace ? m : e->traced, out);
-  for (int i = 0; i < n_in; i++)
-    consumed[i] = false; /* handed over */
+  s = run_step(f, e, &in, consumed, m && !need_trace ? m : e->traced, out,
+               &staged);
   if (!s && want) {
     s = verify_outputs(f, (am_arr *const *)out, want);
     if (s)
@@ -1078,6 +1166,7 @@ done:
   }
   entry_release(e);
   entry_release(old);
+  free(staged);
   if (consumed && consumed != consumed_local) free(consumed);
   if (key && key != key_local) free(key);
   if (s) {

@@ -4,6 +4,8 @@
 #define AM_COMPILE_INTERNAL_H
 #include "../core/internal.h"
 
+#include <pthread.h>
+
 typedef struct am_cnode {
   int op;
   const am_prim *prim;
@@ -19,6 +21,9 @@ typedef struct am_guard {
   int node, value, a, b;
   int64_t lit;
 } am_guard;
+
+#define AM_GRAPH_SLOTS 2
+typedef struct am_cgraph am_cgraph; /* graph.c */
 
 typedef struct am_centry {
   atomic_int refs;
@@ -42,7 +47,31 @@ typedef struct am_centry {
   _Atomic(am_meta *) spare; /* a metas buffer kept for the next replay   */
   int n_proven;
   int traced_nodes, cse_merged, fused_groups;
+  /* device graphs (graph.c): captured replays by input shapes */
+  pthread_mutex_t glock;
+  am_cgraph *graphs[AM_GRAPH_SLOTS];
+  am_meta *warm_key; /* input metas of the last uncaptured device run */
+  bool no_graph;     /* a capture failed: replay without graphs       */
 } am_centry;
+
+/* Runs the tape (compile.c): consumed[i] says the call owns input i. */
+am_status am_compile_run_tape(const am_centry *e, am_arr *const *in,
+                              const bool *consumed, const am_meta *m,
+                              am_array *out);
+
+/* Device graphs (graph.c). The device a call runs on when it can be
+ * captured (0: it cannot: CPU, no backend support, or AM_GRAPHS=0). */
+int am_graph_device(am_arr *const *in, int n);
+/* Serves the call from a graph captured for these shapes when it is safe
+ * (*served); releases consumed inputs it used. */
+am_status am_graph_replay(am_centry *e, am_arr *const *in, bool *consumed,
+                          am_array *out, uint64_t stamp, bool *served);
+/* Captures the tape for these inputs into a graph slot and launches it;
+ * AM_ERR_CANNOT_INFER: not capturable, run the tape instead. */
+am_status am_graph_capture(am_centry *e, am_arr *const *in, bool *consumed,
+                           const am_meta *m, am_array *out, int device,
+                           uint64_t stamp, bool *updated);
+void am_cgraph_free(am_cgraph *g);
 
 /* Evaluates the parts of the traced graph that depend on no input. */
 am_status am_compile_fold_constants(am_arr **outs, int n);

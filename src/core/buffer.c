@@ -164,6 +164,7 @@ am_buffer *am_buffer_new(size_t bytes) {
   b->borrowed = false;
   b->device = AM_DEVICE_CPU;
   b->mirror = NULL;
+  atomic_init(&b->graph_refs, 0);
   pthread_mutex_lock(&g_lock);
   g_active += b->cap;
   if (g_active > g_peak) g_peak = g_active;

@@ -293,8 +293,8 @@ am_status am_out_alloc_donate(am_arr *out, am_arr *const *cands, int n) {
     am_arr *c = cands[i];
     if (atomic_load(&c->refs) != 1 || !c->buf || c->buf->borrowed ||
         c->buf->device != am_eval_device() || c->buf->mirror ||
-        atomic_load(&c->buf->refs) != 1 || c->offset != 0 ||
-        c->size != out->size ||
+        atomic_load(&c->buf->refs) != 1 + atomic_load(&c->buf->graph_refs) ||
+        c->offset != 0 || c->size != out->size ||
         am_dtype_size(c->m.dtype) != am_dtype_size(out->m.dtype) ||
         !am_arr_is_contiguous(c))
       continue;

@@ -56,6 +56,7 @@ typedef struct am_buffer {
   void *dtor_ctx;
   bool borrowed;               /* user memory: never written, never pooled */
   int device;                  /* am_device: where `data` lives           */
+  atomic_int graph_refs;       /* of refs, those held by captured graphs  */
   struct am_buffer *mirror;    /* a host buffer's copy on the accelerator,
                                   made when a device kernel first reads it */
   struct am_buffer *next_free; /* pool free-list link */
@@ -208,7 +209,9 @@ typedef struct am_backend {
    * replays it; free releases it. Allocations made while capturing are
    * kept for the graph (pool_begin/pool_end). */
   am_status (*capture_begin)(void);
-  am_status (*capture_end)(void **graph);
+  /* prev (may be NULL): an earlier graph whose executable may be updated
+   * in place (*updated then true; prev is left empty but still freed). */
+  am_status (*capture_end)(void *prev, void **graph, bool *updated);
   am_status (*graph_launch)(void *graph);
   void (*graph_free)(void *graph);
 } am_backend;

@@ -94,6 +94,14 @@ am_status am_cuda_free(void *ptr);
 size_t am_cuda_size_class(size_t bytes);
 am_cuda_mem_stats am_cuda_memory_stats(void);
 void am_cuda_reset_peak(void);
+/** Capture pools: between am_cuda_pool_begin and am_cuda_pool_end the
+ * calling thread's allocations are tagged with a new pool (returned), and
+ * blocks of that pool, once freed, are reused only by that pool, until
+ * am_cuda_pool_release returns them to general use. A CUDA graph captured
+ * meanwhile may then be replayed safely: nothing else writes its memory. */
+int am_cuda_pool_begin(void);
+void am_cuda_pool_end(void);
+void am_cuda_pool_release(int pool);
 /** Synchronizes the device and cudaFree's every cached block. */
 am_status am_cuda_empty_cache(void);
 /** Empties the cache and destroys the streams this library created.

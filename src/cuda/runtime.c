@@ -191,8 +191,15 @@ typedef struct am_cblock {
   size_t size, req;
   cudaStream_t stream;
   int dev;
+  int pool;               /* 0, or the capture pool that owns it */
   struct am_cblock *next; /* free list */
 } am_cblock;
+
+/* The thread's capture pool (0: none): blocks it hands out or frees stay
+ * with that pool until am_cuda_pool_release, because a captured CUDA graph
+ * writes to them whenever it is replayed. */
+static _Thread_local int tl_pool;
+static int g_next_pool;
 
 #define AM_NCLASS 256
 
@@ -314,20 +321,24 @@ am_status am_cuda_malloc(void **ptr, size_t bytes) {
   if (!s) return AM_ERR_DEVICE;
 
   pthread_mutex_lock(&g_mu);
-  am_cblock **pp = &g_free[c], *b = NULL;
-  for (; *pp; pp = &(*pp)->next)
-    if ((*pp)->stream == s && (*pp)->dev == dev) {
-      b = *pp;
-      *pp = b->next;
-      g_st.cached -= b->size;
-      g_st.n_cache_hits++;
-      break;
-    }
+  am_cblock **pp, *b = NULL;
+  /* A capture takes its own pool's blocks first, then general ones. */
+  for (int pass = tl_pool ? 0 : 1; pass < 2 && !b; pass++) {
+    int want = pass == 0 ? tl_pool : 0;
+    for (pp = &g_free[c]; *pp; pp = &(*pp)->next)
+      if ((*pp)->stream == s && (*pp)->dev == dev && (*pp)->pool == want) {
+        b = *pp;
+        *pp = b->next;
+        g_st.cached -= b->size;
+        g_st.n_cache_hits++;
+        break;
+      }
+  }
   am_status st = AM_OK;
   if (!b) {
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, size);
-    if (e == cudaErrorMemoryAllocation) {
+    if (e == cudaErrorMemoryAllocation && !tl_pool) {
       (void)cudaGetLastError();
       release_cached_locked();
       e = cudaMalloc(&p, size);
@@ -350,6 +361,7 @@ am_status am_cuda_malloc(void **ptr, size_t bytes) {
   if (b) {
     b->req = bytes;
     b->next = NULL;
+    b->pool = tl_pool;
     if (!live_insert(b)) {
       /* Keep the block cached rather than leak it. */
       b->next = g_free[c];
@@ -391,6 +403,28 @@ am_status am_cuda_free(void *ptr) {
                         "hand out (or was freed already)",
                         ptr);
   return AM_OK;
+}
+
+int am_cuda_pool_begin(void) {
+  pthread_mutex_lock(&g_mu);
+  tl_pool = ++g_next_pool;
+  pthread_mutex_unlock(&g_mu);
+  return tl_pool;
+}
+
+void am_cuda_pool_end(void) {
+  tl_pool = 0;
+}
+
+void am_cuda_pool_release(int pool) {
+  if (!pool) return;
+  pthread_mutex_lock(&g_mu);
+  for (int c = 0; c < AM_NCLASS; c++)
+    for (am_cblock *b = g_free[c]; b; b = b->next)
+      if (b->pool == pool) b->pool = 0;
+  for (size_t i = 0; i < g_live_cap; i++)
+    if (g_live[i] && g_live[i]->pool == pool) g_live[i]->pool = 0;
+  pthread_mutex_unlock(&g_mu);
 }
 
 am_cuda_mem_stats am_cuda_memory_stats(void) {
