@@ -250,9 +250,9 @@ typedef enum am_device {
   AM_DEVICE_COUNT
 } am_device;
 
-/** Registers the CUDA backend (defined in libamorph_cuda, built when the
- * CUDA toolkit is found). AM_ERR_DEVICE when no GPU or driver is usable;
- * calling it again is harmless. */
+/** Registers the CUDA backend. Defined in libamorph_cuda (built when the
+ * CUDA toolkit is found; link it to call this). AM_ERR_DEVICE when no GPU
+ * or driver is usable; calling it again is harmless. */
 AM_API AM_NODISCARD am_status am_cuda_init(void);
 /** Whether arrays can be placed on d (the CPU always; CUDA after
  * am_cuda_init succeeded). */

@@ -147,6 +147,11 @@ typedef struct am_llm_load_opts {
   /** Quantize float weights at load with the rules of am_llm_convert. */
   bool quantize;
   am_llm_quant quant; /* for quantize: bits/group/mode (0: 4-bit g64 affine) */
+  /** Where the weights live and every step runs: AM_DEVICE_CPU (0), or
+   * AM_DEVICE_CUDA after am_cuda_init. On the GPU each session's decode
+   * step is captured as a CUDA graph and replayed. Random models draw
+   * their weights on the device (different values from the CPU's). */
+  am_device device;
 } am_llm_load_opts;
 
 /** Loads the model in directory `dir` (config.json, model.safetensors or

@@ -18,7 +18,7 @@
 typedef struct gen_args {
   const char *model, *prompt, *prompt_tokens, *prompt_file, *system, *dump;
   bool chat, stats, quantize, no_compile, quiet;
-  int max_tokens, top_k, rep_context, threads, dtype;
+  int max_tokens, top_k, rep_context, threads, dtype, device;
   float temperature, top_p, min_p, rep_penalty;
   uint64_t seed;
 } gen_args;
@@ -44,6 +44,7 @@ typedef struct gen_ctx {
 } gen_ctx;
 
 static const char *dtype_names[] = {"f32", "bf16", "f16", NULL};
+static const char *device_names[] = {"cpu", "cuda", NULL};
 static const am_dtype dtype_values[] = {AM_F32, AM_BF16, AM_F16};
 
 static const char usage[] =
@@ -61,7 +62,7 @@ static double now(void) {
 }
 
 static int parse_args(gen_args *a, int argc, char **argv) {
-  *a = (gen_args){.max_tokens = 256, .dtype = -1};
+  *a = (gen_args){.max_tokens = 256, .dtype = -1, .device = 0};
   cli_flag flags[] = {
       CLI_FLAG_STR("--model", &a->model, "DIR", "model directory (required)"),
       CLI_FLAG_STR("--prompt", &a->prompt, "TEXT", "prompt text"),
@@ -96,6 +97,8 @@ static int parse_args(gen_args *a, int argc, char **argv) {
           "write the logits of each generated token ([n, vocab] float32)"),
       CLI_FLAG_CHOICE("--dtype", &a->dtype, "f32|bf16|f16",
                       "activation and cache dtype (default f32)", dtype_names),
+      CLI_FLAG_CHOICE("--device", &a->device, "cpu|cuda",
+                      "where the model runs (default cpu)", device_names),
       CLI_FLAG_SWITCH("--quantize", &a->quantize,
                       "quantize float weights at load (4-bit g64 affine)"),
       CLI_FLAG_SWITCH("--no-compile", &a->no_compile,
@@ -296,6 +299,17 @@ static int load_tokenizer(gen_ctx *g) {
 static int load_model(gen_ctx *g) {
   am_llm_load_opts o = {.quantize = g->a.quantize};
   if (g->a.dtype >= 0) o.dtype = dtype_values[g->a.dtype];
+  if (g->a.device == 1) {
+#ifdef AM_HAVE_CUDA
+    am_status cs = am_cuda_init();
+    if (cs != AM_OK) return cli_lib_error(CMD, "starting CUDA", cs);
+    o.device = AM_DEVICE_CUDA;
+#else
+    fprintf(stderr, "amorph %s: --device cuda: this build has no CUDA backend "
+                    "(build with the CUDA toolkit installed)\n", CMD);
+    return CLI_ERR_LIB;
+#endif
+  }
   am_status s = am_llm_model_load(g->a.model, &o, &g->model);
   if (s != AM_OK) return cli_lib_error(CMD, "loading the model", s);
   g->vocab = am_llm_model_config(g->model)->vocab_size;
@@ -443,6 +457,14 @@ static void print_report(const gen_ctx *g, const gen_times *t) {
           (unsigned long long)c.fused_groups, (unsigned long long)c.cse_merged);
   fprintf(stderr, "time:       trace %.4f s, reinfer %.4f s\n", c.trace_seconds,
           c.reinfer_seconds);
+  if (c.graph_captures + c.graph_updates + c.graph_launches)
+    fprintf(stderr,
+            "cuda graph: %llu captures, %llu updates, %llu launches, %llu "
+            "refused\n",
+            (unsigned long long)c.graph_captures,
+            (unsigned long long)c.graph_updates,
+            (unsigned long long)c.graph_launches,
+            (unsigned long long)c.graph_refused);
 }
 
 static void gen_free(gen_ctx *g) {

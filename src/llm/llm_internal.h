@@ -68,7 +68,8 @@ typedef struct am_llm_layer {
 
 struct am_llm_model {
   am_llm_config *cfg;
-  am_dtype dtype; /* activations and caches */
+  am_dtype dtype;   /* activations and caches */
+  am_device device; /* where its weights, state and steps live */
   am_llm_layer *layers;
   am_llm_linear embed; /* [V, D] (w or packed) */
   /* The embedding's scales/biases as its lookup uses them: float32 copies

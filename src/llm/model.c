@@ -133,9 +133,32 @@ static uint64_t name_seed(loader *L, const char *name) {
   return h;
 }
 
+/* Weights go to the model's device where they enter the loader, so that
+ * what is derived from them (sanitize steps, quantize on load) is
+ * computed there too. */
+static am_array placed(loader *L, am_array x) {
+  am_device d = L->opts->device;
+  return d == AM_DEVICE_CPU ? x : am_to_device(x, d);
+}
+
+/* On an accelerator, random weights are drawn there (mx.random's Threefry
+ * from the tensor's name seed): a 45 GB benchmark model then costs no
+ * host generation or upload. They differ from the host's draws. */
+static am_array device_key(loader *L, const char *name) {
+  uint64_t h = name_seed(L, name);
+  uint32_t k[2] = {(uint32_t)(h >> 32), (uint32_t)h};
+  return am_to_device(am_array_new_data(k, (int64_t[]){2}, 1, AM_U32),
+                      L->opts->device);
+}
+
 /* Uniform values in [lo, hi) as float32. */
 static am_array random_f32(loader *L, const char *name, const int64_t *shape,
                            int ndim, float lo, float hi) {
+  if (L->opts->device != AM_DEVICE_CPU)
+    return am_add(am_mul(am_random_uniform(device_key(L, name), shape, ndim,
+                                           AM_F32),
+                         am_float(hi - lo)),
+                  am_float(lo));
   int64_t n = numel(shape, ndim);
   float *d = malloc((size_t)(n ? n : 1) * sizeof *d);
   if (!d) return am_zeros(shape, ndim, AM_F32); /* OOM shows at eval */
@@ -149,6 +172,8 @@ static am_array random_f32(loader *L, const char *name, const int64_t *shape,
 
 static am_array random_words(loader *L, const char *name, const int64_t *shape,
                              int ndim) {
+  if (L->opts->device != AM_DEVICE_CPU)
+    return am_random_bits(device_key(L, name), shape, ndim);
   int64_t n = numel(shape, ndim);
   uint64_t *d = malloc((size_t)(n / 2 + 1) * sizeof *d);
   if (!d) return am_zeros(shape, ndim, AM_U32);
@@ -177,7 +202,7 @@ static am_array get(loader *L, const char *mlx, const int64_t *shape, int ndim,
               name);
       return NULL;
     }
-    x = am_safetensors_get(L->st, name);
+    x = placed(L, am_safetensors_get(L->st, name));
   }
   return check_shape(L, mlx, x, shape, ndim) ? x : NULL;
 }
@@ -708,6 +733,14 @@ static am_status build(am_llm_config *cfg, am_safetensors *st, uint64_t seed,
     am_safetensors_free(st);
     return s;
   }
+  if (opts->device != AM_DEVICE_CPU && !am_device_available(opts->device)) {
+    am_llm_config_free(cfg);
+    am_safetensors_free(st);
+    return am_set_error(AM_ERR_UNSUPPORTED,
+                        "model: device %s is not available (am_cuda_init, in "
+                        "a build with CUDA, on a machine with a GPU)",
+                        am_device_name(opts->device));
+  }
   am_llm_model *m = calloc(1, sizeof *m);
   if (m) m->layers = calloc((size_t)cfg->num_hidden_layers, sizeof *m->layers);
   if (!m || !m->layers) {
@@ -718,6 +751,7 @@ static am_status build(am_llm_config *cfg, am_safetensors *st, uint64_t seed,
   }
   m->cfg = cfg;
   m->dtype = dt;
+  m->device = opts->device;
   loader L = {
       .m = m, .cfg = cfg, .opts = opts, .st = st, .seed = seed, .where = where};
   if (st) detect_layout(&L);

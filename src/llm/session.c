@@ -60,8 +60,12 @@ static am_status step_fn(void *ctx, const am_array *in, int n_in, am_array *out,
   return AM_OK;
 }
 
+/* Each of the three below runs with the model's device as the thread's
+ * default (the state's zeros, the step's nodes without inputs); the
+ * *_here versions do the work. */
+
 /* Fresh state at capacity cap. */
-static am_status state_init(am_llm_session *s, int64_t cap) {
+static am_status state_init_here(am_llm_session *s, int64_t cap) {
   const am_llm_model *m = s->m;
   am_llm_dims d = am_llm_dims_of(m->cfg);
   for (int i = 0; i < s->n_state; i++) {
@@ -83,8 +87,16 @@ static am_status state_init(am_llm_session *s, int64_t cap) {
   return am_eval(s->state, s->n_state);
 }
 
+static am_status state_init(am_llm_session *s, int64_t cap) {
+  am_device prev = am_default_device();
+  am_set_default_device(s->m->device);
+  am_status st = state_init_here(s, cap);
+  am_set_default_device(prev);
+  return st;
+}
+
 /* Grows the KV caches (zero-padded) to hold `need` positions. */
-static am_status ensure_capacity(am_llm_session *s, int64_t need) {
+static am_status ensure_capacity_here(am_llm_session *s, int64_t need) {
   if (need <= s->cap) return AM_OK;
   int64_t cap = (need + CAP_STEP - 1) / CAP_STEP * CAP_STEP;
   if (cap > s->max_ctx) cap = s->max_ctx;
@@ -100,6 +112,14 @@ static am_status ensure_capacity(am_llm_session *s, int64_t need) {
   }
   s->cap = cap;
   return am_eval(s->state, s->n_state);
+}
+
+static am_status ensure_capacity(am_llm_session *s, int64_t need) {
+  am_device prev = am_default_device();
+  am_set_default_device(s->m->device);
+  am_status st = ensure_capacity_here(s, need);
+  am_set_default_device(prev);
+  return st;
 }
 
 am_status am_llm_session_new(am_llm_model *m, const am_llm_session_opts *o,
@@ -189,7 +209,7 @@ am_compile_stats am_llm_session_stats(const am_llm_session *s) {
 }
 
 /* Runs one chunk of T tokens at s->pos. */
-static am_status run_chunk(am_llm_session *s, const int32_t *tokens, int64_t T,
+static am_status run_chunk_here(am_llm_session *s, const int32_t *tokens, int64_t T,
                            am_array *next, am_array *logits) {
   int n_in = N_IN_FIXED + s->n_state;
   am_array *inp = s->io, *out = s->io + n_in; /* scratch of the session */
@@ -232,6 +252,15 @@ static am_status run_chunk(am_llm_session *s, const int32_t *tokens, int64_t T,
   *next = out[0];
   *logits = out[1];
   return AM_OK;
+}
+
+static am_status run_chunk(am_llm_session *s, const int32_t *tokens, int64_t T,
+                           am_array *next, am_array *logits) {
+  am_device prev = am_default_device();
+  am_set_default_device(s->m->device);
+  am_status st = run_chunk_here(s, tokens, T, next, logits);
+  am_set_default_device(prev);
+  return st;
 }
 
 am_status am_llm_session_feed(am_llm_session *s, const int32_t *tokens,

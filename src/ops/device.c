@@ -83,12 +83,3 @@ am_status am_synchronize(am_device d) {
   const am_backend *be = am_backend_get(d);
   return be && be->synchronize ? be->synchronize() : AM_OK;
 }
-
-#ifndef AM_HAVE_CUDA_BACKEND
-/* Without libamorph_cuda linked, CUDA is simply absent. libamorph_cuda
- * defines the real am_cuda_init; this weak one stands in otherwise. */
-__attribute__((weak)) am_status am_cuda_init(void) {
-  return am_set_error(AM_ERR_DEVICE,
-                      "am_cuda_init: amorph was built without CUDA");
-}
-#endif
