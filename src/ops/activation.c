@@ -9,6 +9,7 @@
  * The transcendental parts run on the elementwise family's float32
  * kernels (vectorized exp, sigmoid, tanh), a block at a time.
  */
+#include "activation_params.h"
 #include "nn_common.h"
 
 #include <math.h>
@@ -171,10 +172,6 @@ am_array am_l2_normalize(am_array x, int axis, float eps) {
  * ====================================================================== */
 
 enum { ACT_SILU, ACT_GELU, ACT_GELU_TANH, ACT_SOFTPLUS };
-
-typedef struct {
-  int approximate; /* gelu: tanh form */
-} act_params;
 
 #define ACT_BLOCK 256
 #define SQRT_2_OVER_PI 0.7978845608028654

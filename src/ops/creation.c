@@ -3,15 +3,11 @@
  * another array's shape (full_like), so a replay takes the shape anew.
  */
 #include "../core/internal.h"
+#include "creation_params.h"
 
 #include <math.h>
 
 /* ---------------------------------------------------------------- full */
-
-typedef struct {
-  am_meta m; /* literal shape and dtype */
-  double value;
-} full_params;
 
 static am_status full_shapes(const am_meta *const *in, int n_in,
                              const void *params, am_meta *out, int n_out) {
@@ -83,11 +79,6 @@ am_array am_ones(const int64_t *shape, int ndim, am_dtype dtype) {
 
 /* -------------------------------------------------------------- arange */
 
-typedef struct {
-  double start, stop, step;
-  am_dtype dtype;
-} arange_params;
-
 static int64_t arange_len(const arange_params *p) {
   double n = ceil((p->stop - p->start) / p->step);
   return n > 0 ? (int64_t)n : 0;
@@ -146,11 +137,6 @@ am_array am_arange(double start, double stop, double step, am_dtype dtype) {
 }
 
 /* ----------------------------------------------------------- full_like */
-
-typedef struct {
-  double value;
-  am_dtype dtype; /* AM_DTYPE_COUNT: the input's */
-} full_like_params;
 
 static am_status full_like_shapes(const am_meta *const *in, int n_in,
                                   const void *params, am_meta *out, int n_out) {

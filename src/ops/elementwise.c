@@ -23,6 +23,7 @@
  * functions re-check that at every replay. astype itself runs through
  * the same block conversions when source and target share a compute type.
  */
+#include "elementwise_params.h"
 #include "elementwise_simd.h"
 
 #include <tgmath.h> /* exp(x) is expf for float x, exp for double */
@@ -847,10 +848,6 @@ am_array am_where(am_array cond, am_array a, am_array b) {
 }
 
 /* -------------------------------------------------------------- astype */
-
-typedef struct {
-  am_dtype dtype;
-} astype_params;
 
 static am_status astype_shapes(const am_meta *const *in, int n_in,
                                const void *params, am_meta *out, int n_out) {
