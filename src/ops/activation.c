@@ -10,6 +10,7 @@
  * kernels (vectorized exp, sigmoid, tanh), a block at a time.
  */
 #include "nn_common.h"
+#include "softmax_params.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,11 +18,6 @@
 /* ======================================================================
  *  Along an axis: softmax, log_softmax, l2_normalize
  * ====================================================================== */
-
-typedef struct {
-  int axis;
-  float eps; /* l2_normalize only */
-} axis_params;
 
 typedef struct {
   const am_nn_vec *vec;
