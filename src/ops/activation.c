@@ -11,6 +11,7 @@
  */
 #include "activation_params.h"
 #include "nn_common.h"
+#include "softmax_params.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,11 +19,6 @@
 /* ======================================================================
  *  Along an axis: softmax, log_softmax, l2_normalize
  * ====================================================================== */
-
-typedef struct {
-  int axis;
-  float eps; /* l2_normalize only */
-} axis_params;
 
 typedef struct {
   const am_nn_vec *vec;

@@ -11,14 +11,10 @@
  * the weights (and z) to one float dtype first.
  */
 #include "nn_common.h"
+#include "norm_params.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-typedef struct {
-  float eps;
-  int has_w, has_b; /* optional inputs present (in this order after x) */
-} norm_params;
 
 /* Inputs: x, [z (gated)], [w], [b]. */
 typedef struct {

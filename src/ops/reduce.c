@@ -29,6 +29,7 @@
  * wrap to the output type, as NumPy's do.
  */
 #include "../core/internal.h"
+#include "reduce_params.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,13 +56,6 @@ enum {
 static const char *const red_names[RK_COUNT] = {
     "sum",       "mean", "prod", "max",    "min",
     "logsumexp", "all",  "any",  "argmax", "argmin"};
-
-typedef struct {
-  int32_t all;   /* axes == NULL: every axis, whatever the rank */
-  int32_t naxes; /* entries of axes (argmax/argmin: 1) */
-  int32_t keepdims;
-  int32_t axes[AM_MAX_DIMS]; /* as given: negative ones count from the end */
-} red_params;
 
 /* The reduced axes of an ndim-d input, normalized; fails on an axis out
  * of range or given twice (after normalization, so -1 and ndim-1 clash). */

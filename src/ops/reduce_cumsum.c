@@ -14,14 +14,9 @@
  * Integers accumulate modulo 2^64 and wrap on store; floats in double.
  */
 #include "../core/internal.h"
+#include "reduce_params.h"
 
 #include <stdlib.h>
-
-typedef struct {
-  int32_t axis; /* as given */
-  int32_t reverse;
-  int32_t inclusive;
-} cumsum_params;
 
 static am_status cumsum_shapes(const am_meta *const *in, int n_in,
                                const void *params, am_meta *out, int n_out) {

@@ -17,16 +17,10 @@
  * at large ones.
  */
 #include "nn_common.h"
+#include "rope_params.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-typedef struct {
-  int dims;
-  int traditional;
-  int has_offset;
-  float base, scale;
-} rope_params;
 
 static am_status rope_shapes(const am_meta *const *in, int n_in,
                              const void *params, am_meta *out, int n_out) {
