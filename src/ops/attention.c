@@ -31,6 +31,7 @@
  * float64 inputs run the reference path (double precision) for all rows.
  */
 #include "nn_common.h"
+#include "attention_params.h"
 
 #include <float.h>
 #include <math.h>
@@ -40,11 +41,6 @@
 #define ATT_ROWS 64 /* rows per task                          */
 #define ATT_TILE 8  /* rows whose scores are computed at once */
 
-typedef struct {
-  float scale;
-  int causal;
-  int has_mask, has_qoff;
-} sdpa_params;
 
 /* ---------------------------------------------------------------- shapes */
 

@@ -28,6 +28,7 @@
  * threaded by OpenBLAS, so two thread pools never compete.
  */
 #include "linalg_internal.h"
+#include "linalg_params.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -403,9 +404,6 @@ static am_status matmul_shapes(const am_meta *const *in, int n_in,
   return mm_infer(in[0], in[1], out);
 }
 
-typedef struct {
-  float alpha, beta;
-} addmm_params;
 
 /* addmm(c, a, b): a @ b, and c must broadcast (one way) to that result. */
 static am_status addmm_shapes(const am_meta *const *in, int n_in,

@@ -32,6 +32,7 @@
  */
 #include "linalg_internal.h"
 #include "quant_formats.h"
+#include "qmm_params.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -742,13 +743,6 @@ static am_status qmm_eval_common(const am_arr *x, const am_arr *w,
  *  Shape checks
  * ====================================================================== */
 
-typedef struct {
-  am_quant_mode mode;
-  int group_size, bits;
-  bool transpose;
-  bool has_lhs, has_rhs;          /* gather_qmm: index inputs given */
-  bool left_sorted, right_sorted; /* gather_qmm                     */
-} qmm_params;
 
 /* Validates w/scales/biases against the format and x; writes K, N and the
  * output dtype. */

@@ -16,6 +16,7 @@
  * multiply the element value by the decoded scale in the output dtype.
  */
 #include "quant_formats.h"
+#include "quant_params.h"
 
 #include <stdlib.h>
 
@@ -84,11 +85,6 @@ static size_t deq_scratch_bytes(int64_t k, int64_t ng) {
  *  quantize
  * ====================================================================== */
 
-typedef struct {
-  am_quant_mode mode;
-  int group_size, bits;
-  bool has_global;
-} quantize_params;
 
 static am_status quantize_shapes(const am_meta *const *in, int n_in,
                                  const void *params, am_meta *out, int n_out) {
@@ -360,12 +356,6 @@ static deq_fmt make_deq_fmt(am_quant_mode mode, int gs, int bits,
  *  dequantize
  * ====================================================================== */
 
-typedef struct {
-  am_quant_mode mode;
-  int group_size, bits;
-  bool has_global;
-  am_dtype dtype; /* AM_DTYPE_COUNT: the mode's default */
-} dequantize_params;
 
 static am_status dequantize_shapes(const am_meta *const *in, int n_in,
                                    const void *params, am_meta *out,
@@ -485,11 +475,6 @@ am_array am_dequantize(am_array wq, am_array scales, am_array biases,
  *  quantized_embedding: dequantized rows of a quantized table
  * ====================================================================== */
 
-typedef struct {
-  am_quant_mode mode;
-  int group_size, bits;
-  am_dtype dtype; /* AM_DTYPE_COUNT: as dequantize */
-} qembed_params;
 
 static am_status qembed_shapes(const am_meta *const *in, int n_in,
                                const void *params, am_meta *out, int n_out) {
