@@ -21,19 +21,27 @@
  *  - prefill tok/s of a --prefill token prompt (best of 2).
  * Last line: BENCH decode key=value ...
  *
+ * On the GPU (--cuda 1, CUDA builds): weights drawn on the device, the
+ * bandwidth is a device-to-device copy's (bytes read + written, as HBM
+ * figures are quoted), and decode is timed twice: replaying the captured
+ * CUDA graph (the default) and launching every kernel (AM_GRAPHS=0).
+ *
  *   bench_decode [--layers N] [--decode N] [--prompt N] [--prefill N]
- *                [--threads N]
+ *                [--threads N] [--cuda 0|1]
  */
 #include "amorph_llm.h"
 #include "bench_util.h"
 
 #include <string.h>
+#ifdef AM_HAVE_CUDA
+#include "cuda.h"
+#endif
 
 #define BW_BYTES ((size_t)256 << 20) /* well past the last-level cache */
 #define WARMUP_STEPS 3
 
 typedef struct opts {
-  int layers, decode, prompt, prefill, threads;
+  int layers, decode, prompt, prefill, threads, cuda;
 } opts;
 
 static void die(const char *what) {
@@ -50,7 +58,8 @@ static int parse_opts(opts *o, int argc, char **argv) {
            {"--decode", &o->decode, 1, 1 << 20},
            {"--prompt", &o->prompt, 1, 1 << 20},
            {"--prefill", &o->prefill, 0, 1 << 20},
-           {"--threads", &o->threads, 0, 1024}};
+           {"--threads", &o->threads, 0, 1024},
+           {"--cuda", &o->cuda, 0, 1}};
   for (int i = 1; i < argc; i++) {
     size_t k = 0, n = sizeof t / sizeof *t;
     while (k < n && strcmp(argv[i], t[k].name))
@@ -60,7 +69,8 @@ static int parse_opts(opts *o, int argc, char **argv) {
     if (k == n || !end || *end || end == argv[i + 1] || v < t[k].lo ||
         v > t[k].hi) {
       fprintf(stderr, "usage: bench_decode [--layers 1..48] [--decode N] "
-                      "[--prompt N] [--prefill N] [--threads N]\n");
+                      "[--prompt N] [--prefill N] [--threads N] "
+                      "[--cuda 0|1]\n");
       return 2;
     }
     *t[k].dst = (int)v;
@@ -155,9 +165,44 @@ static double time_prefill(am_llm_session *s, const opts *o, int64_t vocab) {
   return best;
 }
 
+/* Device-to-device copy bandwidth, bytes read + written per second. */
+static double cuda_copy_gbs(void) {
+#ifdef AM_HAVE_CUDA
+  size_t n = (size_t)2 << 30;
+  void *a = NULL, *b = NULL;
+  if (am_cuda_malloc(&a, n) || am_cuda_malloc(&b, n)) die("cuda malloc");
+  am_cuda_memset(a, 1, n, NULL);
+  double best = 0;
+  for (int r = 0; r < 5; r++) {
+    if (am_cuda_stream_synchronize()) die("sync");
+    double t0 = bench_now();
+    for (int i = 0; i < 4; i++)
+      am_cuda_memcpy_d2d(i & 1 ? a : b, i & 1 ? b : a, n, NULL);
+    if (am_cuda_stream_synchronize()) die("sync");
+    double gbs = 4.0 * 2 * (double)n / (bench_now() - t0) / 1e9;
+    if (gbs > best) best = gbs;
+  }
+  am_cuda_free(a);
+  am_cuda_free(b);
+  return best;
+#else
+  return 0;
+#endif
+}
+
 int main(int argc, char **argv) {
   opts o;
   if (parse_opts(&o, argc, argv)) return 2;
+  am_llm_load_opts lo = {0};
+  if (o.cuda) {
+#ifdef AM_HAVE_CUDA
+    if (am_cuda_init()) die("cuda");
+    lo.device = AM_DEVICE_CUDA;
+#else
+    fprintf(stderr, "bench_decode: --cuda 1: built without CUDA\n");
+    return 2;
+#endif
+  }
   if (o.threads) am_set_num_threads(o.threads);
   int nt = am_get_num_threads();
 
@@ -167,7 +212,7 @@ int main(int argc, char **argv) {
     n_attn += cfg->layer_types[l] == AM_LAYER_FULL_ATTENTION;
   double t0 = bench_now();
   am_llm_model *m = NULL;
-  if (am_llm_model_random(cfg, 42, NULL, &m) != AM_OK) die("random model");
+  if (am_llm_model_random(cfg, 42, &lo, &m) != AM_OK) die("random model");
   double t_build = bench_now() - t0;
   am_llm_model_info in = am_llm_model_get_info(m);
   printf("Qwen3-Next-80B-A3B shape, %d layers (%d DeltaNet + %d attention), "
@@ -178,13 +223,20 @@ int main(int argc, char **argv) {
          in.n_params / 1e9, in.n_active_params / 1e9, in.weight_bytes / 1e6,
          in.active_bytes / 1e6, in.state_bytes / 1e6, t_build);
 
-  double read_gbs = bench_bandwidth_gbs(BW_BYTES, false);
+  double read_gbs =
+      o.cuda ? cuda_copy_gbs() : bench_bandwidth_gbs(BW_BYTES, false);
   am_llm_session_opts so = {0}; /* greedy */
   am_llm_session *s = NULL;
   if (am_llm_session_new(m, &so, &s) != AM_OK) die("session");
   double t_tok = time_decode(s, &o, cfg->vocab_size);
+  double t_nograph = 0;
+  if (o.cuda) { /* the same steps, every kernel launched from the host */
+    setenv("AM_GRAPHS", "0", 1);
+    t_nograph = time_decode(s, &o, cfg->vocab_size);
+    unsetenv("AM_GRAPHS");
+  }
   double t_pre = o.prefill ? time_prefill(s, &o, cfg->vocab_size) : 0;
-  double r2 = bench_bandwidth_gbs(BW_BYTES, false);
+  double r2 = o.cuda ? cuda_copy_gbs() : bench_bandwidth_gbs(BW_BYTES, false);
   if (r2 > read_gbs) read_gbs = r2;
 
   double decode_tps = 1.0 / t_tok;
@@ -193,7 +245,12 @@ int main(int argc, char **argv) {
       read_gbs * 1e9 / (double)(in.active_bytes + 2 * in.state_bytes);
   double prefill_tps = o.prefill ? o.prefill / t_pre : 0;
   am_compile_stats cs = am_llm_session_stats(s);
-  printf("read bandwidth %.2f GB/s (best of two measurements)\n", read_gbs);
+  printf("%s bandwidth %.2f GB/s (best of two measurements)\n",
+         o.cuda ? "device copy (read + write)" : "read", read_gbs);
+  if (o.cuda)
+    printf("decode without CUDA graphs %.2f tok/s (%.2f ms/token): graph "
+           "replay is %.2fx faster\n",
+           1.0 / t_nograph, t_nograph * 1e3, t_nograph / t_tok);
   printf("decode   %8.2f tok/s  (%.2f ms/token, %d tokens after a %d-token "
          "prompt)\n",
          decode_tps, t_tok * 1e3, o.decode, o.prompt);
@@ -205,16 +262,23 @@ int main(int argc, char **argv) {
     printf("prefill  %8.2f tok/s  (%d tokens in %.3f s)\n", prefill_tps,
            o.prefill, t_pre);
   printf("compile: %llu calls, %llu traces, %llu reinfers, %llu fallbacks; "
+         "graphs: %llu captures, %llu updates, %llu launches, %llu refused; "
          "peak memory %.1f MB\n",
          (unsigned long long)cs.calls, (unsigned long long)cs.traces,
          (unsigned long long)cs.reinfers, (unsigned long long)cs.fallbacks,
+         (unsigned long long)cs.graph_captures,
+         (unsigned long long)cs.graph_updates,
+         (unsigned long long)cs.graph_launches,
+         (unsigned long long)cs.graph_refused,
          am_memory_get_stats().peak_bytes / 1e6);
-  printf("BENCH decode layers=%d threads=%d read_gbs=%.2f active_mb=%.1f "
-         "decode_tok_s=%.2f roofline_tok_s=%.2f ratio=%.3f ratio_state=%.3f "
-         "prefill_tokens=%d prefill_tok_s=%.2f\n",
-         o.layers, nt, read_gbs, in.active_bytes / 1e6, decode_tps, roof_tps,
-         decode_tps / roof_tps, decode_tps / roof_state_tps, o.prefill,
-         prefill_tps);
+  printf("BENCH decode device=%s layers=%d threads=%d read_gbs=%.2f "
+         "active_mb=%.1f decode_tok_s=%.2f roofline_tok_s=%.2f ratio=%.3f "
+         "ratio_state=%.3f nograph_tok_s=%.2f prefill_tokens=%d "
+         "prefill_tok_s=%.2f\n",
+         o.cuda ? "cuda" : "cpu", o.layers, nt, read_gbs,
+         in.active_bytes / 1e6, decode_tps, roof_tps, decode_tps / roof_tps,
+         decode_tps / roof_state_tps, t_nograph ? 1.0 / t_nograph : 0,
+         o.prefill, prefill_tps);
   am_llm_session_free(s);
   am_llm_model_free(m);
   am_llm_config_free(cfg);
