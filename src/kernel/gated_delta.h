@@ -151,7 +151,156 @@ static am_status gd_cpu(const am_kernel_call *c, int64_t begin, int64_t end) {
   return AM_OK;
 }
 
-/* The kernel, with its shape callback (shapes follow the inputs). */
+/* ----- CUDA -----
+ * One warp owns GD_CU_ROWS state rows of one (b, h): lane l holds the
+ * elements l, l + 32, ... of each row in registers (GD_CU_NPL of them, so
+ * Dk <= 32 * GD_CU_NPL; larger Dk takes a slower path through global
+ * memory), reads its share of k_t and q_t once per step for all its rows,
+ * and the two dot products are warp reductions. The state is read once
+ * and written once (coalesced), in place when donated: each row is read
+ * before it is written, by the warp that owns it. Blocks of GD_CU_WARPS
+ * warps cover consecutive rows of one head: grid (row blocks, Hv, B). */
+#define GD_CU_ROWS 4
+#define GD_CU_NPL 8
+#define GD_CU_WARPS 4
+
+static const char gdc_header[] =
+    "#define GD_R 4\n"
+    "#define GD_NPL 8\n"
+    "__device__ __forceinline__ float gd_wsum(float x) {\n"
+    "  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, "
+    "x, o);\n"
+    "  return x;\n"
+    "}\n";
+
+static const char gdc_body[] =
+    "  const long long T = q_shape[1], Hk = q_shape[2], Dk = q_shape[3];\n"
+    "  const long long Hv = v_shape[2], Dv = v_shape[3];\n"
+    "  const long long b = blockIdx.z, h = blockIdx.y;\n"
+    "  const int lane = threadIdx.x & 31;\n"
+    "  const long long row0 =\n"
+    "      ((long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) *\n"
+    "      GD_R;\n"
+    "  if (row0 >= Dv || h >= Hv || Hk <= 0) return;\n"
+    "  const long long hk = h / (Hv / Hk);\n"
+    "  const float *s_in = state + (b * Hv + h) * Dv * Dk;\n"
+    "  float *s_out = state_out + (b * Hv + h) * Dv * Dk;\n"
+    "  if (Dk <= 32 * GD_NPL) {\n"
+    "    float s[GD_R][GD_NPL];\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < GD_R; r++)\n"
+    "#pragma unroll\n"
+    "      for (int j = 0; j < GD_NPL; j++) {\n"
+    "        long long i = lane + 32 * j;\n"
+    "        s[r][j] = row0 + r < Dv && i < Dk ? s_in[(row0 + r) * Dk + i] : "
+    "0.0f;\n"
+    "      }\n"
+    "    for (long long t = 0; t < T; t++) {\n"
+    "      const long long kb = ((b * T + t) * Hk + hk) * Dk;\n"
+    "      const long long gi = (b * T + t) * Hv + h;\n"
+    "      float kk[GD_NPL], qq[GD_NPL];\n"
+    "#pragma unroll\n"
+    "      for (int j = 0; j < GD_NPL; j++) {\n"
+    "        long long i = lane + 32 * j;\n"
+    "        kk[j] = i < Dk ? k[kb + i] : 0.0f;\n"
+    "        qq[j] = i < Dk ? q[kb + i] : 0.0f;\n"
+    "      }\n"
+    "      const float gt = g[gi], bt = beta[gi];\n"
+    "      float m[GD_R], yv[GD_R];\n"
+    "#pragma unroll\n"
+    "      for (int r = 0; r < GD_R; r++) {\n"
+    "        float a = 0.0f;\n"
+    "#pragma unroll\n"
+    "        for (int j = 0; j < GD_NPL; j++) a += s[r][j] * kk[j];\n"
+    "        m[r] = a;\n"
+    "      }\n"
+    "#pragma unroll\n"
+    "      for (int r = 0; r < GD_R; r++) m[r] = gd_wsum(m[r]);\n"
+    "#pragma unroll\n"
+    "      for (int r = 0; r < GD_R; r++) {\n"
+    "        const float vr = row0 + r < Dv ? v[gi * Dv + row0 + r] : 0.0f;\n"
+    "        const float d = bt * (vr - gt * m[r]);\n"
+    "        float a = 0.0f;\n"
+    "#pragma unroll\n"
+    "        for (int j = 0; j < GD_NPL; j++) {\n"
+    "          s[r][j] = gt * s[r][j] + d * kk[j];\n"
+    "          a += s[r][j] * qq[j];\n"
+    "        }\n"
+    "        yv[r] = a;\n"
+    "      }\n"
+    "#pragma unroll\n"
+    "      for (int r = 0; r < GD_R; r++) yv[r] = gd_wsum(yv[r]);\n"
+    "#pragma unroll\n"
+    "      for (int r = 0; r < GD_R; r++)\n"
+    "        if (lane == r && row0 + r < Dv) y_out[gi * Dv + row0 + r] = "
+    "yv[r];\n"
+    "    }\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < GD_R; r++)\n"
+    "#pragma unroll\n"
+    "      for (int j = 0; j < GD_NPL; j++) {\n"
+    "        long long i = lane + 32 * j;\n"
+    "        if (row0 + r < Dv && i < Dk) s_out[(row0 + r) * Dk + i] = "
+    "s[r][j];\n"
+    "      }\n"
+    "    return;\n"
+    "  }\n"
+    "  /* large Dk: each row updated in place in the output, lane-strided */\n"
+    "  for (int r = 0; r < GD_R && row0 + r < Dv; r++) {\n"
+    "    float *row = s_out + (row0 + r) * Dk;\n"
+    "    const float *src = s_in + (row0 + r) * Dk;\n"
+    "    if (row != src)\n"
+    "      for (long long i = lane; i < Dk; i += 32) row[i] = src[i];\n"
+    "    __syncwarp();\n"
+    "    for (long long t = 0; t < T; t++) {\n"
+    "      const long long kb = ((b * T + t) * Hk + hk) * Dk;\n"
+    "      const long long gi = (b * T + t) * Hv + h;\n"
+    "      const float gt = g[gi], bt = beta[gi];\n"
+    "      float a = 0.0f;\n"
+    "      for (long long i = lane; i < Dk; i += 32) a += row[i] * k[kb + i];\n"
+    "      const float d = bt * (v[gi * Dv + row0 + r] - gt * gd_wsum(a));\n"
+    "      a = 0.0f;\n"
+    "      for (long long i = lane; i < Dk; i += 32) {\n"
+    "        const float x = gt * row[i] + d * k[kb + i];\n"
+    "        row[i] = x;\n"
+    "        a += x * q[kb + i];\n"
+    "      }\n"
+    "      a = gd_wsum(a);\n"
+    "      if (lane == 0) y_out[gi * Dv + row0 + r] = a;\n"
+    "    }\n"
+    "  }\n";
+
+static am_status gdc_launch(void *user, const am_kernel_meta *in, int n_in,
+                            const am_kernel_args *args, am_kernel_launch *out) {
+  (void)user, (void)n_in, (void)args;
+  int64_t B = in[5].shape[0], Hv = in[5].shape[1], Dv = in[5].shape[2];
+  int64_t rows_per_block = (int64_t)GD_CU_ROWS * GD_CU_WARPS;
+  int64_t xb = (Dv + rows_per_block - 1) / rows_per_block;
+  /* sizes of 0 launch one idle block (every dimension must be >= 1) */
+  out->grid[0] = (int)((xb > 0 ? xb : 1) * 32 * GD_CU_WARPS);
+  out->grid[1] = (int)(Hv > 0 ? Hv : 1);
+  out->grid[2] = (int)(B > 0 ? B : 1);
+  out->threadgroup[0] = 32 * GD_CU_WARPS;
+  out->threadgroup[1] = out->threadgroup[2] = 1;
+  out->shared_memory = 0;
+  if (xb * 32 * GD_CU_WARPS > 0x7fffffff || Hv > 65535 || B > 65535) {
+    am_kernel_fail("state [%lld,%lld,%lld,*] too large for one CUDA launch",
+                   (long long)B, (long long)Hv, (long long)Dv);
+    return AM_ERR_UNSUPPORTED;
+  }
+  return AM_OK;
+}
+
+static const char *const gdc_in[] = {"q", "k", "v", "g", "beta", "state"};
+static const char *const gdc_out[] = {"y_out", "state_out"};
+static const am_kernel_cuda_desc gdc_desc = {.input_names = gdc_in,
+                                             .output_names = gdc_out,
+                                             .source = gdc_body,
+                                             .header = gdc_header,
+                                             .launch = gdc_launch};
+
+/* The kernel, with its shape callback (shapes follow the inputs), on the
+ * CPU and (with the CUDA backend) the GPU. */
 static inline am_kernel gd_kernel_new(bool with_shapes) {
   am_kernel_desc d = {.name = "gated_delta",
                       .n_in = 6,
@@ -159,6 +308,7 @@ static inline am_kernel gd_kernel_new(bool with_shapes) {
                       .cpu = gd_cpu,
                       .cpu_tasks = gd_tasks,
                       .shapes = with_shapes ? gd_shapes : NULL,
+                      .cuda = &gdc_desc,
                       .inplace = {0, 6}}; /* new state over the old one */
   return am_kernel_new(&d);
 }

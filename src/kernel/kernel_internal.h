@@ -42,4 +42,18 @@ typedef struct am_kernel_err {
 } am_kernel_err;
 am_kernel_err *am_kernel_err_swap(am_kernel_err *e);
 
+/* PTX of an arbitrary CUDA source string for `arch` ("compute_90"),
+ * through the same NVRTC invocation and memory/disk cache as the custom
+ * kernels' (keyed by source and arch); `name` names the cache file and the
+ * errors. *ptx is malloc'd (free() it). Used by the CUDA backend for the
+ * code it generates (fused elementwise programs). */
+am_status am_nvrtc_compile_cached(const char *name, const char *src,
+                                  const char *arch, char **ptx);
+
+/* Which extra parameters am_kernel_cuda_source gives input i (the body
+ * uses `<name>_shape`, `_strides`, `_ndim`): an AM_KUSE_* mask. They
+ * follow the input's pointer, in that order. */
+enum { AM_KUSE_SHAPE = 1, AM_KUSE_STRIDES = 2, AM_KUSE_NDIM = 4 };
+unsigned am_kernel_cuda_uses(const struct am_kernel_s *k, int i);
+
 #endif

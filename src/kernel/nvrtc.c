@@ -318,15 +318,15 @@ static void disk_put(const char *dir, const char *file, const char *ptx) {
 #ifndef AM_CUDA_INCLUDE
 #define AM_CUDA_INCLUDE "/usr/local/cuda/include"
 #endif
-static am_status nvrtc_compile(const struct am_kernel_s *k, const char *src,
+static am_status nvrtc_compile(const char *name, const char *src,
                                const char *arch, char **ptx) {
   nvrtcProgram prog;
   char fname[160];
-  snprintf(fname, sizeof fname, "%s.cu", k->name);
+  snprintf(fname, sizeof fname, "%s.cu", name);
   nvrtcResult r = nvrtcCreateProgram(&prog, src, fname, 0, NULL, NULL);
   if (r != NVRTC_SUCCESS)
-    return AM_FAIL(AM_ERR_DEVICE, "kernel '%s': nvrtcCreateProgram: %s",
-                   k->name, nvrtcGetErrorString(r));
+    return AM_FAIL(AM_ERR_DEVICE, "kernel '%s': nvrtcCreateProgram: %s", name,
+                   nvrtcGetErrorString(r));
   char archopt[64], inc[512];
   snprintf(archopt, sizeof archopt, "--gpu-architecture=%s", arch);
   snprintf(inc, sizeof inc, "-I%s", AM_CUDA_INCLUDE);
@@ -345,16 +345,16 @@ static am_status nvrtc_compile(const struct am_kernel_s *k, const char *src,
     s = AM_FAIL(AM_ERR_INVALID_ARG,
                 "kernel '%s': NVRTC could not compile the generated source "
                 "(%s): %s",
-                k->name, nvrtcGetErrorString(r), log ? log : "");
+                name, nvrtcGetErrorString(r), log ? log : "");
     free(log);
   } else {
     size_t n = 0;
     if (nvrtcGetPTXSize(prog, &n) != NVRTC_SUCCESS || !(*ptx = malloc(n + 1)))
-      s = AM_FAIL(AM_ERR_OOM, "kernel '%s': cannot get the PTX", k->name);
+      s = AM_FAIL(AM_ERR_OOM, "kernel '%s': cannot get the PTX", name);
     else if (nvrtcGetPTX(prog, *ptx) != NVRTC_SUCCESS) {
       free(*ptx);
       *ptx = NULL;
-      s = AM_FAIL(AM_ERR_DEVICE, "kernel '%s': nvrtcGetPTX failed", k->name);
+      s = AM_FAIL(AM_ERR_DEVICE, "kernel '%s': nvrtcGetPTX failed", name);
     } else {
       (*ptx)[n] = 0;
       atomic_fetch_add(&g_compiles, 1);
@@ -364,6 +364,42 @@ static am_status nvrtc_compile(const struct am_kernel_s *k, const char *src,
   return s;
 }
 #endif
+
+am_status am_nvrtc_compile_cached(const char *name, const char *src,
+                                  const char *arch, char **ptx) {
+  *ptx = NULL;
+  uint64_t key = fnv(fnv(FNV0, src, strlen(src)), arch, strlen(arch));
+  char dir[900], file[1100];
+  cache_dir(dir, sizeof dir);
+  snprintf(file, sizeof file, "%s/%s_%016llx.ptx", dir, name,
+           (unsigned long long)key);
+  if ((*ptx = mem_get(key))) return AM_OK;
+  if ((*ptx = disk_get(file))) {
+    mem_put(key, *ptx);
+    return AM_OK;
+  }
+#ifdef AM_HAVE_NVRTC
+  am_status s = nvrtc_compile(name, src, arch, ptx);
+  if (!s) {
+    mem_put(key, *ptx);
+    disk_put(dir, file, *ptx);
+  }
+  return s;
+#else
+  return AM_FAIL(AM_ERR_UNSUPPORTED,
+                 "kernel '%s': amorph was built without NVRTC (CUDA toolkit "
+                 "not found at configure time)",
+                 name);
+#endif
+}
+
+unsigned am_kernel_cuda_uses(const struct am_kernel_s *k, int i) {
+  if (!k->has_cuda || i < 0 || i >= k->n_in) return 0;
+  const char *nm = k->in_names[i];
+  return (uses(k->source, nm, "_shape") ? AM_KUSE_SHAPE : 0) |
+         (uses(k->source, nm, "_strides") ? AM_KUSE_STRIDES : 0) |
+         (uses(k->source, nm, "_ndim") ? AM_KUSE_NDIM : 0);
+}
 
 am_status am_kernel_cuda_compile(am_kernel k, const am_dtype *in_dtypes,
                                  const am_dtype *out_dtypes,
@@ -388,29 +424,7 @@ am_status am_kernel_cuda_compile(am_kernel k, const am_dtype *in_dtypes,
   am_status s = am_kernel_cuda_source(k, in_dtypes, out_dtypes, targs, n_targs,
                                       &src, entry);
   if (s) return s;
-  uint64_t key = fnv(fnv(FNV0, src, strlen(src)), a, strlen(a));
-  char dir[900], file[1100];
-  cache_dir(dir, sizeof dir);
-  snprintf(file, sizeof file, "%s/%s_%016llx.ptx", dir, k->name,
-           (unsigned long long)key);
-  if ((*ptx = mem_get(key))) goto out;
-  if ((*ptx = disk_get(file))) {
-    mem_put(key, *ptx);
-    goto out;
-  }
-#ifdef AM_HAVE_NVRTC
-  s = nvrtc_compile(k, src, a, ptx);
-  if (!s) {
-    mem_put(key, *ptx);
-    disk_put(dir, file, *ptx);
-  }
-#else
-  s = AM_FAIL(AM_ERR_UNSUPPORTED,
-              "kernel '%s': amorph was built without NVRTC (CUDA toolkit not "
-              "found at configure time)",
-              k->name);
-#endif
-out:
+  s = am_nvrtc_compile_cached(k->name, src, a, ptx);
   free(src);
   if (s) {
     free(*entry);

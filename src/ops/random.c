@@ -18,15 +18,9 @@
  * in float32, clamped to the largest value below 1 of the target type,
  * then rounded to it (so 1.0 never appears).
  */
-#include "../core/internal.h"
+#include "random_params.h"
 
 #include <math.h>
-
-typedef struct {
-  am_dtype dtype; /* AM_U32: bits; AM_F32 / AM_F16 / AM_BF16: uniform */
-  int ndim;       /* random_bits: the literal shape; random_like: 0 */
-  int64_t shape[AM_MAX_DIMS];
-} random_params;
 
 /* ------------------------------------------------------------- cipher */
 
