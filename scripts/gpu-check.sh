@@ -1,35 +1,37 @@
 #!/usr/bin/env bash
-# gpu-check.sh — build and check amorph's CUDA backend on a machine with an
-# NVIDIA GPU: probe, build (Release), tests, compute-sanitizer, benchmark.
+# gpu-check.sh — the CUDA backend's checks and benchmarks, on a machine with
+# an NVIDIA GPU:
 #
-#   scripts/gpu-check.sh [--no-sanitizer] [--no-bench] [--no-sweep]
-#                        [--prebuilt-only]
+#   scripts/gpu-check.sh [--quick] [--no-sanitizer] [--no-bench]
 #
-# Logs go to $OUT (default ./gpu-check-out): summary.txt, probe.log,
-# build.log, test.log, sanitizer.log, bench.log, sass.txt.
+# Binaries come from a pack made by scripts/gpu-pack.sh (AM_GPU_PACK,
+# default .xfer/gpu): built on a development machine and carried here with
+# the host libraries this machine's image may lack. Without a pack, the
+# script makes one here (that needs the build dependencies).
 #
-# Build: with OpenBLAS, cJSON, PCRE2 and utf8proc development files
-# present, the normal CMake build (CUDA found by check_language) builds
-# test_cuda_qmm and bench_cuda_qmm. Without them the CPU library cannot be
-# built: the CUDA sources, the test (float64 reference only, no
-# am_gather_qmm comparison) and the benchmark are compiled directly with
-# nvcc. AM_CUDA_PREBUILT may name a folder holding test_cuda_qmm and
-# bench_cuda_qmm built elsewhere (linked with the CPU library): its test
-# then also runs, and its benchmark stands in if the build here fails.
-# --prebuilt-only skips the build here and checks only those binaries
-# (saves the device time of compiling the kernels there). AM_SAN_TOOLS
-# lists the compute-sanitizer tools (default: memcheck racecheck).
+#  tests     test_cuda_ops (every primitive vs the CPU), test_cuda_qmm,
+#            test_cuda_model (demo models vs transformers / mlx-lm
+#            references and vs the CPU; CUDA-graph replay vs launches)
+#  sanitizer compute-sanitizer memcheck on test_cuda_ops (quick) and
+#            test_cuda_qmm, racecheck on test_cuda_qmm (quick)
+#  bench     bench_cuda_qmm; bench_decode --cuda 1 on the full 48-layer
+#            Qwen3-Next-80B-A3B shape; `amorph generate --device cuda` on
+#            the demo models; scripts/torch_demo_bench.py when PyTorch is
+#            there (transformers on the same GPU and checkpoint)
+#
+# Logs and summary.txt go to $OUT (default ./gpu-check-out). Exit status 0
+# when every test passed.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$PWD/gpu-check-out}
+PACK=${AM_GPU_PACK:-$ROOT/.xfer/gpu}
 mkdir -p "$OUT"
-SAN=1 BENCH=1 SWEEP=--sweep BUILDHERE=1
+SAN=1 BENCH=1 QUICK=0
 for a in "$@"; do
   case $a in
+  --quick) QUICK=1 ;;
   --no-sanitizer) SAN=0 ;;
   --no-bench) BENCH=0 ;;
-  --no-sweep) SWEEP= ;;
-  --prebuilt-only) BUILDHERE=0 ;;
   *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -37,152 +39,66 @@ export PATH=/usr/local/cuda/bin:$PATH
 SUM=$OUT/summary.txt
 : >"$SUM"
 say() { echo "== $*" | tee -a "$SUM"; }
-JOBS=$(nproc 2>/dev/null || echo 4)
-BUILD=${AM_CUDA_BUILD:-$ROOT/build-gpu}
 status=0
-
-# ---------------------------------------------------------------- probe
-{
-  echo "# nvidia-smi"; nvidia-smi 2>&1
-  echo "# nvcc"; nvcc --version 2>&1
-  echo "# packages"; dpkg -l 2>/dev/null | grep -E 'openblas|cjson|pcre2|utf8proc'
-  echo "# pkg-config"
-  for m in openblas libcjson libpcre2-8 libutf8proc; do
-    pkg-config --exists $m 2>/dev/null && echo "$m: yes" || echo "$m: no"
-  done
-  echo "# tools"
-  for t in cmake ninja compute-sanitizer cuobjdump gcc g++; do
-    printf '%s: %s\n' $t "$(command -v $t || echo missing)"
-  done
-} >"$OUT/probe.log" 2>&1
 say "device: $(nvidia-smi --query-gpu=name,driver_version,memory.total \
   --format=csv,noheader 2>/dev/null | head -1)"
-say "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
+[ -x "$PACK/run.sh" ] || "$ROOT/scripts/gpu-pack.sh" "$PACK" >"$OUT/build.log" 2>&1
+RUN=$PACK/run.sh
+[ -x "$RUN" ] || { say "no binaries (see build.log)"; exit 1; }
 
-# ---------------------------------------------------------------- build
-full=1
-for m in openblas libcjson libpcre2-8 libutf8proc; do
-  pkg-config --exists $m 2>/dev/null || full=0
-done
-TEST= BENCHBIN=
-PRE=${AM_CUDA_PREBUILT:-}
-: >"$OUT/build.log"
-if [ $BUILDHERE = 0 ]; then
-  if [ -n "$PRE" ] && [ -x "$PRE/test_cuda_qmm" ] && [ -x "$PRE/bench_cuda_qmm" ]; then
-    say "build: none, the prebuilt binaries of $PRE"
-    TEST=$PRE/test_cuda_qmm
-    BENCHBIN=$PRE/bench_cuda_qmm
-    full=1 # run the prebuilt test once, as "built here"
-  else
-    say "build: --prebuilt-only without AM_CUDA_PREBUILT binaries"
-    status=1
-  fi
-elif [ $full = 1 ]; then
-  say "build: CMake (CPU library present), Release, sm_90"
-  if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
-       -DAM_BUILD_TOOLS=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
-       >>"$OUT/build.log" 2>&1 &&
-     cmake --build "$BUILD" -j "$JOBS" --target test_cuda_qmm bench_cuda_qmm \
-       >>"$OUT/build.log" 2>&1; then
-    TEST=$BUILD/src/cuda/test_cuda_qmm
-    BENCHBIN=$BUILD/src/cuda/bench_cuda_qmm
-  else
-    say "build: CMake build FAILED (see build.log)"
-    full=0
-  fi
-fi
-if [ -z "$TEST" ] && [ $BUILDHERE = 1 ]; then
-  say "build: direct nvcc (no CPU library: float64 reference only)"
-  L=$BUILD-lite
-  mkdir -p "$L"
-  W="-Xcompiler=-Wall,-Wextra,-Wno-unused-parameter"
-  I="-I$ROOT/src/cuda -I$ROOT/include"
-  if (set -ex
-      pids=
-      for f in "$ROOT"/src/cuda/*.cu "$ROOT/bench/cuda_qmm.cu"; do
-        nvcc -O3 -std=c++17 -arch=sm_90 $W $I -c "$f" \
-          -o "$L/$(basename "$f" .cu).o" &
-        pids="$pids $!"
-      done
-      gcc -O2 -std=c11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE $I \
-        -I/usr/local/cuda/include -c "$ROOT/src/cuda/runtime.c" \
-        -o "$L/runtime.o"
-      gcc -O2 -std=c11 -Wall -Wextra -Wno-unused-parameter \
-        -DAM_CUDA_TEST_STANDALONE $I -I/usr/local/cuda/include \
-        -c "$ROOT/tests/cuda/test_cuda_qmm.c" -o "$L/test.o"
-      for p in $pids; do wait $p; done
-      lib=$(for f in "$ROOT"/src/cuda/*.cu; do echo "$L/$(basename "$f" .cu).o"; done)
-      nvcc -arch=sm_90 -o "$L/test_cuda_qmm" "$L/test.o" "$L/runtime.o" \
-        $lib -lpthread
-      nvcc -arch=sm_90 -o "$L/bench_cuda_qmm" "$L/cuda_qmm.o" "$L/runtime.o" \
-        $lib -lpthread) >>"$OUT/build.log" 2>&1; then
-    TEST=$L/test_cuda_qmm
-    BENCHBIN=$L/bench_cuda_qmm
-  else
-    say "build: direct nvcc build FAILED (see build.log)"
-    status=1
-  fi
-fi
-if [ -z "$BENCHBIN" ] && [ -n "$PRE" ] && [ -x "$PRE/bench_cuda_qmm" ]; then
-  BENCHBIN=$PRE/bench_cuda_qmm
-  say "bench: using the prebuilt binary"
-fi
-grep -E 'warning' "$OUT/build.log" | head -20 | sed 's/^/   /' | tee -a "$SUM"
-
-# ---------------------------------------------------------------- SASS
-if [ -n "$TEST" ] && command -v cuobjdump >/dev/null; then
-  cuobjdump -sass "$TEST" 2>/dev/null |
-    awk '/Function : .*qmm4_fusedILi1ELi1ELb1E/{f=1} f&&/Function : /&&!/ILi1ELi1ELb1E/{f=0} f' \
-      >"$OUT/sass.txt"
-  say "sass (M=1, R=1, 16-bit x terms): $(grep -c 'LDG.E.*128' "$OUT/sass.txt") LDG.128," \
-    "$(grep -c 'LDS.128' "$OUT/sass.txt") LDS.128," \
-    "$(grep -c 'FFMA' "$OUT/sass.txt") FFMA, $(grep -c 'IDP' "$OUT/sass.txt") IDP, $(grep -c 'LDL\|STL' "$OUT/sass.txt") local"
-fi
-
-# ---------------------------------------------------------------- tests
-: >"$OUT/test.log"
-run_test() { # name binary
-  echo "### $1: $2" >>"$OUT/test.log"
-  timeout 300 "$2" >>"$OUT/test.log" 2>&1
+t() { # name dir cmd... : a test, its exit status and last summary line
+  local name=$1 dir=$2; shift 2
+  (cd "$dir" && timeout 900 "$@") >"$OUT/$name.log" 2>&1
   local rc=$?
-  say "test ($1): exit $rc, $(grep -E '^[0-9]+ checks' "$OUT/test.log" | tail -1)"
+  say "$name: exit $rc: $(grep -E 'passed|checks|skipped' "$OUT/$name.log" | tail -1)"
+  grep -E '^  FAILED|no GPU kernel' "$OUT/$name.log" | head -20 | tee -a "$SUM"
   [ $rc = 0 ] || status=1
 }
-[ -n "$TEST" ] && run_test "built here" "$TEST"
-if [ -n "$PRE" ] && [ -x "$PRE/test_cuda_qmm" ] && [ $full = 0 ]; then
-  run_test "prebuilt, with the CPU library reference" "$PRE/test_cuda_qmm"
-fi
+export AM_TEST_QUICK=$QUICK
+t test_cuda_ops "$ROOT" "$RUN" test_cuda_ops
+t test_cuda_qmm "$ROOT" "$RUN" test_cuda_qmm
+t test_cuda_kernel "$ROOT" "$RUN" test_cuda_kernel
+t test_cuda_model "$ROOT/tests" "$RUN" test_cuda_model
+grep -E '^  ' "$OUT/test_cuda_model.log" | tee -a "$SUM" >/dev/null
 
-# ---------------------------------------------------------------- sanitizer
-if [ $SAN = 1 ] && [ -n "$TEST" ]; then
-  CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \
-    2>/dev/null | head -1)
-  : >"$OUT/sanitizer.log"
+if [ $SAN = 1 ]; then
+  CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
   if [ -n "$CS" ]; then
-    for tool in ${AM_SAN_TOOLS:-memcheck racecheck}; do
-      q=1
-      [ $tool = racecheck ] && q=2
-      echo "### $tool (AM_TEST_QUICK=$q)" >>"$OUT/sanitizer.log"
-      # API errors are expected: the test provokes an out-of-memory.
-      AM_TEST_QUICK=$q timeout 240 "$CS" --tool $tool --error-exitcode 99 \
-        --report-api-errors no "$TEST" >>"$OUT/sanitizer.log" 2>&1
-      rc=$?
-      say "compute-sanitizer $tool: exit $rc, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' \
-        "$OUT/sanitizer.log" | tail -1)"
+    s() { # tool binary quick
+      AM_TEST_QUICK=$3 AM_SANITIZER=1 timeout 600 "$CS" --tool "$1" \
+        --error-exitcode 99 --report-api-errors no "$RUN" "$2" \
+        >"$OUT/san-$1-$2.log" 2>&1
+      local rc=$?
+      say "compute-sanitizer $1 $2: exit $rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san-$1-$2.log" | tail -1)"
       [ $rc = 0 ] || status=1
-    done
+    }
+    s memcheck test_cuda_ops 1
+    s memcheck test_cuda_qmm 1
+    s racecheck test_cuda_qmm 2
   else
     say "compute-sanitizer: not found"
   fi
 fi
 
-# ---------------------------------------------------------------- bench
-if [ $BENCH = 1 ] && [ -n "$BENCHBIN" ]; then
-  timeout 300 "$BENCHBIN" $SWEEP >"$OUT/bench.log" 2>&1
-  rc=$?
-  say "bench: exit $rc"
-  grep -vE '\(sweep\)$' "$OUT/bench.log" | tee -a "$SUM" >/dev/null
-  [ $rc = 0 ] || status=1
+if [ $BENCH = 1 ]; then
+  b() { # name cmd...
+    local name=$1; shift
+    timeout 600 "$@" >"$OUT/$name.log" 2>&1
+    say "$name: exit $?"
+    grep -E '^BENCH|tok/s|graph' "$OUT/$name.log" | tail -8 | tee -a "$SUM" >/dev/null
+  }
+  b bench_cuda_qmm "$RUN" bench_cuda_qmm
+  b bench_decode_48 "$RUN" bench_decode --cuda 1 --layers 48 --decode 128 --prompt 16 --prefill 512
+  for m in models/demo tests/data/models/demo-hf; do
+    b "generate-$(basename $m)" "$RUN" amorph generate --model "$ROOT/$m" \
+      --device cuda --prompt-tokens 1,2,3,4,5,6,7,8 --max-tokens 256 --stats
+    b "generate-cpu-$(basename $m)" "$RUN" amorph generate --model "$ROOT/$m" \
+      --prompt-tokens 1,2,3,4,5,6,7,8 --max-tokens 256 --stats
+  done
+  if python3 -c 'import torch, transformers' 2>/dev/null; then
+    (cd "$ROOT" && b torch_demo python3 scripts/torch_demo_bench.py \
+      tests/data/models/demo-hf 256)
+  fi
 fi
 say "gpu-check: $([ $status = 0 ] && echo OK || echo FAILED)"
 exit $status

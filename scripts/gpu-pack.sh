@@ -12,7 +12,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEST=${1:-$ROOT/.xfer/gpu}
 shift || true
-TARGETS=${*:-test_cuda_ops test_cuda_qmm test_cuda_model bench_cuda_qmm bench_cuda_decode amorph_cli}
+TARGETS=${*:-test_cuda_ops test_cuda_qmm test_cuda_kernel test_cuda_model bench_cuda_qmm bench_decode amorph_cli}
 B=${AM_GPU_BUILD:-$ROOT/build-gpu}
 cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
