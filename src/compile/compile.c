@@ -227,13 +227,14 @@ static am_status run_step(am_compiled f, am_centry *e, am_arr *const **inp,
   int dev = e->no_graph || f->verify ? 0 : am_graph_device(*inp, n_in);
   am_status s = AM_OK;
   if (dev && !pthread_mutex_trylock(&e->glock)) {
-    s = stage_inputs(dev, n_in, inp, consumed, staged);
-    am_arr *const *in = *inp;
     bool served = false, updated = false;
     pthread_mutex_lock(&f->lock);
     uint64_t stamp = ++f->graph_stamp;
     pthread_mutex_unlock(&f->lock);
-    if (!s) s = am_graph_replay(e, in, consumed, out, stamp, &served);
+    /* a replay uploads host inputs straight into the graph's buffers */
+    s = am_graph_replay(e, *inp, consumed, out, stamp, &served);
+    if (!s && !served) s = stage_inputs(dev, n_in, inp, consumed, staged);
+    am_arr *const *in = *inp;
     bool warm = e->warm_key != NULL;
     for (int i = 0; warm && i < n_in; i++)
       warm = e->warm_key[i].ndim == in[i]->m.ndim &&
