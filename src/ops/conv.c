@@ -16,16 +16,13 @@
  * on store; float64 computes in double.
  */
 #include "../core/internal.h"
+#include "conv_params.h"
 
 #include "linalg_internal.h"
 
 #include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
-
-typedef struct {
-  int stride, padding, dilation, groups;
-} conv_params;
 
 /* ======================================================================
  *  Shape inference

@@ -18,6 +18,7 @@
  * which is what makes a KV-cache write O(update) instead of O(cache).
  */
 #include "../core/internal.h"
+#include "indexing_params.h"
 
 #include <stdlib.h>
 
@@ -252,10 +253,6 @@ static void run_whole_rows(const am_iter *it, am_row_fn fn, void *ctx,
 /* ======================================================================
  *  take
  * ====================================================================== */
-
-typedef struct {
-  int axis;
-} axis_params;
 
 static am_status take_shapes(const am_meta *const *in, int n_in,
                              const void *params, am_meta *out, int n_out) {
@@ -516,11 +513,6 @@ am_array am_put_along_axis(am_array x, am_array indices, am_array values,
  *  slice_update
  * ====================================================================== */
 
-typedef struct {
-  int n; /* sliced axes: the first n */
-  int64_t start[AM_MAX_DIMS], stop[AM_MAX_DIMS], step[AM_MAX_DIMS];
-} slice_params;
-
 /* Python's slice.indices(len) and the slice length; AM_END as stop with a
  * negative step means "through index 0" (Python's None). */
 static void slice_norm(int64_t start, int64_t stop, int64_t step, int64_t len,
@@ -662,12 +654,6 @@ am_array am_slice_update(am_array x, am_array update, const int64_t *start,
 /* ======================================================================
  *  dynamic_slice / dynamic_slice_update
  * ====================================================================== */
-
-typedef struct {
-  int naxes;
-  int axes[AM_MAX_DIMS];      /* as given (negative ok) */
-  int64_t sizes[AM_MAX_DIMS]; /* dynamic_slice only: static window sizes */
-} dyn_params;
 
 /* Normalized, distinct axes, and `start` an integer array of shape
  * [naxes]. */

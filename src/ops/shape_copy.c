@@ -11,6 +11,7 @@
  * [0, t0, 0, t1, ..].
  */
 #include "shape_internal.h"
+#include "shape_params.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,10 +162,6 @@ am_status am_sh_check_size(const am_meta *m) {
  *  concatenate
  * ====================================================================== */
 
-typedef struct {
-  int axis; /* as given; may be negative */
-} concat_params;
-
 static am_status concat_shapes(const am_meta *const *in, int n_in,
                                const void *params, am_meta *out, int n_out) {
   const concat_params *p = params;
@@ -275,12 +272,6 @@ am_array am_stack(const am_array *xs, int n, int axis) {
  *  pad
  * ====================================================================== */
 
-typedef struct {
-  int n; /* widths for the first n axes */
-  int64_t low[AM_MAX_DIMS], high[AM_MAX_DIMS];
-  double value; /* cast to the dtype at eval */
-} pad_params;
-
 static am_status pad_shapes(const am_meta *const *in, int n_in,
                             const void *params, am_meta *out, int n_out) {
   const pad_params *p = params;
@@ -357,11 +348,6 @@ am_array am_pad(am_array x, const int64_t *low, const int64_t *high, int n,
  *  repeat
  * ====================================================================== */
 
-typedef struct {
-  int64_t repeats;
-  int axis;
-} repeat_params;
-
 static am_status repeat_shapes(const am_meta *const *in, int n_in,
                                const void *params, am_meta *out, int n_out) {
   const repeat_params *p = params;
@@ -425,11 +411,6 @@ am_array am_repeat(am_array x, int64_t repeats, int axis) {
 /* ======================================================================
  *  tile
  * ====================================================================== */
-
-typedef struct {
-  int n;
-  int64_t reps[AM_MAX_DIMS];
-} tile_params;
 
 /* NumPy alignment: the shorter of x's shape and reps gets leading 1s.
  * Fills the aligned (d dims) input shape, input strides and reps. */

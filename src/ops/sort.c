@@ -18,6 +18,7 @@
  * the largest value, so NaNs come first in topk.
  */
 #include "../core/internal.h"
+#include "sort_params.h"
 
 #include <stdlib.h>
 
@@ -324,11 +325,6 @@ static am_status run_rows(const am_arr *x, am_arr *o, int ax, int kind,
 /* ======================================================================
  *  Primitives
  * ====================================================================== */
-
-typedef struct {
-  int axis;
-  int64_t k; /* kth (argpartition) or k (topk); 0 otherwise */
-} sort_params;
 
 /* Validates the axis (and, when pairs index it, the row length). */
 static am_status sort_axis(const am_meta *x, const sort_params *p, bool pairs,
