@@ -5,9 +5,9 @@
 #
 #   scripts/gpu-pack.sh [DEST] [TARGET...]     (default DEST .xfer/gpu)
 #
-# On the GPU machine: DEST/run.sh PROGRAM [ARGS] runs DEST/bin/PROGRAM with
-# those libraries (DEST/lib.tar.xz, unpacked once into $TMPDIR) on the
-# library path; CUDA's own libraries come from the image.
+# On the GPU machine: DEST/run.sh PROGRAM [ARGS] runs PROGRAM with those
+# libraries on the library path (DEST/pack.tar.xz, unpacked once into
+# $TMPDIR); CUDA's own libraries come from the image.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEST=${1:-$ROOT/.xfer/gpu}
@@ -33,17 +33,19 @@ for f in "$DEST"/bin/*; do
   ldd "$f" | awk '/=> \//{print $3}' |
     grep -E 'openblas|gfortran|quadmath|cjson|pcre2|utf8proc' || true
 done | sort -u | while read -r l; do cp -L "$l" "$DEST/lib/"; done
-# The libraries travel compressed (the carry limit is 64 MiB in all).
-tar -C "$DEST" -cJf "$DEST/lib.tar.xz" lib
-rm -rf "$DEST/lib"
+strip -s "$DEST"/bin/* 2>/dev/null || true
+# Binaries and libraries travel compressed (the carry limit is 64 MiB in
+# all, the source tree included).
+tar -C "$DEST" -cf - bin lib | xz -T0 -6 >"$DEST/pack.tar.xz"
+rm -rf "$DEST/lib" "$DEST/bin"
 cat >"$DEST/run.sh" <<'RUN'
 #!/usr/bin/env bash
 D=$(cd "$(dirname "$0")" && pwd)
-L=${TMPDIR:-/tmp}/amorph-gpu-lib-$(cksum <"$D/lib.tar.xz" | cut -d' ' -f1)
-[ -d "$L/lib" ] || { mkdir -p "$L" && tar -C "$L" -xJf "$D/lib.tar.xz"; }
-export LD_LIBRARY_PATH=$L/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+U=${TMPDIR:-/tmp}/amorph-gpu-$(cksum <"$D/pack.tar.xz" | cut -d' ' -f1)
+[ -d "$U/bin" ] || { mkdir -p "$U" && xz -dc "$D/pack.tar.xz" | tar -C "$U" -xf -; }
+export LD_LIBRARY_PATH=$U/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 p=$1; shift
-exec "$D/bin/$p" "$@"
+exec "$U/bin/$p" "$@"
 RUN
 chmod +x "$DEST/run.sh"
 du -sh "$DEST"
