@@ -88,6 +88,16 @@ static size_t nbytes(const am_arr *a) {
   return (size_t)a->size * am_dtype_size(a->m.dtype);
 }
 
+/* Input a's data into the graph's input buffer b (row-major). */
+static am_status fill_stage(const am_backend *be, am_buffer *b,
+                            const am_arr *a) {
+  if ((a->buf == b && plain(a)) || !a->size) return AM_OK;
+  if (a->buf->device == AM_DEVICE_CPU)
+    return be->upload(b->data, am_arr_ptr(a), nbytes(a));
+  return plain(a) ? be->copy(b->data, am_arr_ptr(a), nbytes(a))
+                  : be->copy_view(a, b->data);
+}
+
 int am_graph_device(am_arr *const *in, int n) {
   int dev = am_default_device();
   for (int i = 0; i < n; i++)
@@ -132,13 +142,8 @@ am_status am_graph_replay(am_centry *e, am_arr *const *in, bool *consumed,
     if (g->owritten[j] && !writable(g->obuf[j], in, consumed, g->n_in))
       return AM_OK;
   am_status s = AM_OK;
-  for (int i = 0; i < g->n_in && !s; i++) {
-    const am_arr *a = in[i];
-    if (a->buf == g->stage[i] || !a->size) continue;
-    s = a->buf->device == AM_DEVICE_CPU
-            ? be->upload(g->stage[i]->data, am_arr_ptr(a), nbytes(a))
-            : be->copy(g->stage[i]->data, am_arr_ptr(a), nbytes(a));
-  }
+  for (int i = 0; i < g->n_in && !s; i++)
+    s = fill_stage(be, g->stage[i], in[i]);
   if (!s) s = be->graph_launch(g->exec);
   if (s) return s;
   for (int j = 0; j < g->n_out; j++) {
@@ -212,7 +217,7 @@ am_status am_graph_capture(am_centry *e, am_arr *const *in, bool *consumed,
       consumed[i] = false; /* handed to the tape */
       continue;
     }
-    if (!plain(a)) {
+    if (!plain(a) && a->buf->device == AM_DEVICE_CPU) {
       s = AM_ERR_UNSUPPORTED; /* not captured: run the tape instead */
       break;
     }
@@ -221,10 +226,7 @@ am_status am_graph_capture(am_centry *e, am_arr *const *in, bool *consumed,
       s = AM_ERR_OOM;
       break;
     }
-    if (a->size)
-      s = a->buf->device == AM_DEVICE_CPU
-              ? be->upload(b->data, am_arr_ptr(a), nbytes(a))
-              : be->copy(b->data, am_arr_ptr(a), nbytes(a));
+    s = fill_stage(be, b, a);
     hold(b);
     g->stage[i] = b;
     tin[i] = am_arr_from_buffer(&a->m, b); /* takes b's first reference */

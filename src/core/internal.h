@@ -200,6 +200,8 @@ typedef struct am_backend {
    * soon as the call returns (pageable copies stage it). */
   am_status (*upload)(void *dst, const void *src, size_t bytes);
   am_status (*copy)(void *dst, const void *src, size_t bytes);
+  /* A strided view on the device into contiguous dst (same dtype). */
+  am_status (*copy_view)(const am_arr *src, void *dst);
   /* Synchronous: the data is in dst when it returns. */
   am_status (*download)(void *dst, const void *src, size_t bytes);
   am_status (*synchronize)(void);

@@ -118,6 +118,12 @@ am_status am_cuda_contiguous(am_arr *a, am_dtype dt, am_arr **out) {
   return AM_OK;
 }
 
+static am_status dev_copy_view(const am_arr *src, void *dst) {
+  am_cuda_view v;
+  am_status s = am_cuda_view_of(src, &v);
+  return s ? s : am_cuda_copy_view(&v, dst, src->m.dtype, src->size);
+}
+
 /* ----- placement: to_device with the GPU as target ----- */
 
 static am_status to_device_cuda(am_arr *const *in, int n_in, am_arr *const *out,
@@ -150,6 +156,7 @@ static am_backend g_be = {
     .free = dev_free,
     .upload = dev_upload,
     .copy = dev_copy,
+    .copy_view = dev_copy_view,
     .download = dev_download,
     .synchronize = dev_sync,
 };

@@ -111,7 +111,13 @@ static am_array gdn(const am_llm_model *m, const am_llm_gdn *g, am_array x,
   am_array u = am_concatenate((am_array[]){q, k, v}, 3, -1); /* [B, T, C] */
   am_array win = am_concatenate((am_array[]){cast(conv, am_array_dtype(u)), u},
                                 2, 1); /* [B, K-1+T, C] */
-  *new_conv = cast(am_slice_axis(win, 1, -(d.K - 1), AM_END, 1), m->dtype);
+  /* written into the old state's buffer (donated in a compiled step), so
+   * that the state keeps one address from step to step: a captured CUDA
+   * graph then replays on it without copying it in */
+  *new_conv = am_slice_update(
+      conv, cast(am_slice_axis(win, 1, -(d.K - 1), AM_END, 1), m->dtype),
+      (int64_t[]){0, 0, 0}, (int64_t[]){AM_END, AM_END, AM_END},
+      (int64_t[]){1, 1, 1}, 3);
   am_array cv = am_silu(am_conv1d(win, g->conv_w, 1, 0, 1, (int)d.C));
   am_array p[3];
   (void)am_split_at(cv, (int64_t[]){d.Hk * d.Dk, 2 * d.Hk * d.Dk}, 2, -1, p);
