@@ -259,7 +259,12 @@ am_status am_prim_run(int op, am_arr *const *in, int n_in, am_arr *const *out,
   t_eval_device = dev;
   double t0 = am_prof_on ? am_prof_now() : 0;
   s = fn(args, n_in, out, n_out, params);
-  if (am_prof_on) am_prof_add(p->name, am_prof_now() - t0);
+  if (am_prof_on) {
+    /* on a device, the kernel's time: wait for it (profiling only) */
+    const am_backend *be = am_backend_get(dev);
+    if (be && be->synchronize && !s) s = be->synchronize();
+    am_prof_add(p->name, am_prof_now() - t0);
+  }
   t_eval_device = saved;
   for (int j = 0; j < n_out && !s; j++)
     out[j]->device = (int8_t)dev;
