@@ -141,6 +141,7 @@ static double time_decode(am_llm_session *s, const opts *o, int64_t vocab) {
   free(ids);
   for (int i = 0; i < WARMUP_STEPS; i++)
     feed(s, &next, 1, &next);
+  am_profile_reset(); /* AM_PROFILE=1: the timed steps only */
   double t0 = bench_now();
   for (int i = 0; i < o->decode; i++)
     feed(s, &next, 1, &next);

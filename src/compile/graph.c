@@ -106,6 +106,9 @@ int am_graph_device(am_arr *const *in, int n) {
   if (!be || !be->capture_begin) return AM_DEVICE_CPU;
   const char *env = getenv("AM_GRAPHS");
   if (env && env[0] == '0') return AM_DEVICE_CPU;
+  /* profiling times each node (it waits for each one's kernels): no
+   * capture then */
+  if (am_prof_on) return AM_DEVICE_CPU;
   return dev;
 }
 

@@ -326,6 +326,23 @@ static am_status pair_indices(const am_arr *idx, const int64_t *bshape, int nbs,
   return am_cuda_gather_indices(&a, dst, prod(B, nb));
 }
 
+/* Pair indices the fused kernel can read directly: none (NULL) when the
+ * operand's batch is 1 or the whole broadcast batch, or an int32
+ * contiguous index array of exactly the batch shape. */
+static bool direct_indices(const am_arr *idx, int64_t n, int64_t P,
+                           const int64_t *B, int nb, const int32_t **out) {
+  if (!idx) {
+    *out = NULL;
+    return n == 1 || n == P;
+  }
+  if (idx->m.dtype != AM_I32 || idx->m.ndim != nb || !am_arr_is_contiguous(idx))
+    return false;
+  for (int i = 0; i < nb; i++)
+    if (idx->m.shape[i] != B[i]) return false;
+  *out = (const int32_t *)am_arr_ptr(idx);
+  return true;
+}
+
 static am_status qmm_common(am_arr *x, am_arr *w, am_arr *sc, am_arr *bi,
                             const am_arr *lhs, const am_arr *rhs,
                             const qmm_params *p, bool dense, const int64_t *B,
@@ -348,8 +365,19 @@ static am_status qmm_common(am_arr *x, am_arr *w, am_arr *sc, am_arr *bi,
   am_arr *y32 = NULL;
   if (!ix) return AM_ERR_OOM;
   int32_t *lh = (int32_t *)am_arr_ptr(ix), *rh = lh + P;
-  s = pair_indices(lhs, x->m.shape, xnb, B, nb, n_x, lh);
-  if (!s) s = pair_indices(rhs, w->m.shape, wnb, B, nb, n_w, rh);
+  /* The fused kernel takes int32 pair indices as they are and NULL for
+   * the identity (or 0 for a batch of one): no index kernel then, which
+   * matters in a decode step of many small products. */
+  am_dtype xdt0 = x->m.dtype;
+  bool fast_shape = !dense && p->mode == AM_QUANT_AFFINE && p->transpose &&
+                    M <= 8 && (xdt0 == AM_F32 || xdt0 == AM_BF16) &&
+                    sc->m.dtype == bi->m.dtype && K <= (1 << 30) &&
+                    N <= (1 << 30) && n_x <= (1 << 30) && n_w <= (1 << 30);
+  const int32_t *lhd = lh, *rhd = rh;
+  if (!(fast_shape && direct_indices(lhs, n_x, P, B, nb, &lhd)))
+    s = pair_indices(lhs, x->m.shape, xnb, B, nb, n_x, lh), lhd = lh;
+  if (!s && !(fast_shape && direct_indices(rhs, n_w, P, B, nb, &rhd)))
+    s = pair_indices(rhs, w->m.shape, wnb, B, nb, n_w, rh), rhd = rh;
   am_arr *ops[4] = {x, w, sc, bi};
   for (int i = 0; i < 4 && !s; i++)
     if (ops[i]) s = am_cuda_contiguous(ops[i], ops[i]->m.dtype, &own[i]);
@@ -357,11 +385,7 @@ static am_status qmm_common(am_arr *x, am_arr *w, am_arr *sc, am_arr *bi,
     am_dtype xdt = x->m.dtype, odt = out->m.dtype;
     /* Decode shapes of transposed affine weights: qmm.cu's kernels (the
      * fused 4-bit GEMV, else its reference), float32 out. */
-    bool fast = !dense && p->mode == AM_QUANT_AFFINE && p->transpose &&
-                M <= 8 && (xdt == AM_F32 || xdt == AM_BF16) &&
-                sc->m.dtype == bi->m.dtype && K <= (1 << 30) &&
-                N <= (1 << 30) && n_x <= (1 << 30) && n_w <= (1 << 30);
-    if (fast) {
+    if (fast_shape) {
       float *y = (float *)am_arr_ptr(out);
       if (odt != AM_F32) {
         y32 = scratch(out->size, AM_F32);
@@ -376,8 +400,8 @@ static am_status qmm_common(am_arr *x, am_arr *w, am_arr *sc, am_arr *bi,
                              .scales = am_arr_ptr(own[2]),
                              .biases = am_arr_ptr(own[3]),
                              .s_dtype = sc->m.dtype,
-                             .lhs = lh,
-                             .rhs = rh,
+                             .lhs = lhd,
+                             .rhs = rhd,
                              .y = y,
                              .P = P,
                              .M = M,
