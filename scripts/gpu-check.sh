@@ -65,7 +65,7 @@ if [ $SAN = 1 ]; then
   CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
   if [ -n "$CS" ]; then
     s() { # tool binary quick
-      AM_TEST_QUICK=$3 AM_SANITIZER=1 timeout 600 "$CS" --tool "$1" \
+      AM_TEST_QUICK=$3 timeout 200 "$CS" --tool "$1" \
         --error-exitcode 99 --report-api-errors no "$RUN" "$2" \
         >"$OUT/san-$1-$2.log" 2>&1
       local rc=$?
@@ -74,7 +74,7 @@ if [ $SAN = 1 ]; then
     }
     s memcheck test_cuda_ops 1
     s memcheck test_cuda_qmm 1
-    s racecheck test_cuda_qmm 2
+    [ $QUICK = 1 ] || s racecheck test_cuda_qmm 2
   else
     say "compute-sanitizer: not found"
   fi
@@ -96,7 +96,7 @@ if [ $BENCH = 1 ]; then
       --prompt-tokens 1,2,3,4,5,6,7,8 --max-tokens 256 --stats
   done
   if python3 -c 'import torch, transformers' 2>/dev/null; then
-    (cd "$ROOT" && b torch_demo python3 scripts/torch_demo_bench.py \
+    (cd "$ROOT" && b torch_demo timeout 200 python3 scripts/torch_demo_bench.py \
       tests/data/models/demo-hf 256)
   fi
 fi

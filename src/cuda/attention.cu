@@ -141,8 +141,24 @@ __global__ void __launch_bounds__(WARPS * 32)
     T s = NEG_INF;
     if (valid) {
       s = 0;
-      for (int64_t d = 0; d < a.D; d++)
-        s += qsh[d] * ld<T>(a.k, kb + j * a.ks[2] + d * a.ks[3], a.dt);
+      const int64_t kr = kb + j * a.ks[2];
+      /* the common layouts without a per-element dtype switch, unrolled:
+       * each lane's loads are independent, and one at a time they are
+       * bound by memory latency */
+      if (a.dt == AM_F32 && a.ks[3] == 1) {
+        const float *kp = (const float *)a.k + kr;
+#pragma unroll 8
+        for (int d = 0; d < a.D; d++)
+          s += qsh[d] * (T)kp[d];
+      } else if (a.dt == AM_BF16 && a.ks[3] == 1) {
+        const __nv_bfloat16 *kp = (const __nv_bfloat16 *)a.k + kr;
+#pragma unroll 8
+        for (int d = 0; d < a.D; d++)
+          s += qsh[d] * (T)__bfloat162float(kp[d]);
+      } else {
+        for (int64_t d = 0; d < a.D; d++)
+          s += qsh[d] * ld<T>(a.k, kr + d * a.ks[3], a.dt);
+      }
       if (a.mask) {
         if (a.mdt == AM_BOOL) {
           if (!((const uint8_t *)a.mask)[mb + j * a.ms[3]]) s = lowest;

@@ -268,6 +268,9 @@ __global__ void __launch_bounds__(1024)
       const T *p = x + unravel(row, g.nk, g.kshape, g.kstride);
       if (g.nr <= 1) {
         int64_t rs = g.nr ? g.rstride[0] : 0;
+        /* unrolled: the loads are independent, and a long row read by
+         * one block is otherwise bound by one load's latency per step */
+#pragma unroll 8
         for (int64_t r = lane; r < R; r += tpr)
           O::fold(a, p[r * rs], r);
       } else {
