@@ -369,10 +369,10 @@ static am_status qmm_common(am_arr *x, am_arr *w, am_arr *sc, am_arr *bi,
    * the identity (or 0 for a batch of one): no index kernel then, which
    * matters in a decode step of many small products. */
   am_dtype xdt0 = x->m.dtype;
-  /* (other widths: the tiled kernel; qmm.cu's reference kernel is one
-   * thread per output, far slower for the 8-bit router gates) */
+  /* (8-bit router gates run qmm.cu's reference kernel: ~40 us each on
+   * the H100, yet the tiled kernel was 5x slower still at M = 1) */
   bool fast_shape = !dense && p->mode == AM_QUANT_AFFINE && p->transpose &&
-                    M <= 8 && p->bits == 4 && (xdt0 == AM_F32 || xdt0 == AM_BF16) &&
+                    M <= 8 && (xdt0 == AM_F32 || xdt0 == AM_BF16) &&
                     sc->m.dtype == bi->m.dtype && K <= (1 << 30) &&
                     N <= (1 << 30) && n_x <= (1 << 30) && n_w <= (1 << 30);
   const int32_t *lhd = lh, *rhd = rh;
