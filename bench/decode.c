@@ -276,8 +276,8 @@ int main(int argc, char **argv) {
          "active_mb=%.1f decode_tok_s=%.2f roofline_tok_s=%.2f ratio=%.3f "
          "ratio_state=%.3f nograph_tok_s=%.2f prefill_tokens=%d "
          "prefill_tok_s=%.2f\n",
-         o.cuda ? "cuda" : "cpu", o.layers, nt, read_gbs,
-         in.active_bytes / 1e6, decode_tps, roof_tps, decode_tps / roof_tps,
+         o.cuda ? "cuda" : "cpu", o.layers, nt, read_gbs, in.active_bytes / 1e6,
+         decode_tps, roof_tps, decode_tps / roof_tps,
          decode_tps / roof_state_tps, t_nograph ? 1.0 / t_nograph : 0,
          o.prefill, prefill_tps);
   am_llm_session_free(s);

@@ -9,7 +9,7 @@
 #include "test.h"
 
 static inline double max_diff(const float *a, const float *b, int64_t n,
-                       double *scale) {
+                              double *scale) {
   double d = 0, m = 0;
   for (int64_t i = 0; i < n; i++) {
     double e = fabs((double)a[i] - b[i]);
@@ -22,8 +22,8 @@ static inline double max_diff(const float *a, const float *b, int64_t n,
 
 /* A reference file: prompt, its logits, a greedy continuation and the
  * logits each of its tokens was chosen from. */
-static inline void check_ref(am_llm_model *m, const char *label, const char *path,
-                      double tol) {
+static inline void check_ref(am_llm_model *m, const char *label,
+                             const char *path, double tol) {
   am_safetensors *st;
   if (am_safetensors_open(path, &st)) {
     CHECK(0, "%s: %s", path, am_last_error());

@@ -7,8 +7,8 @@
  * from transformers and mlx-lm (tests/data/models, scripts/).
  */
 #include "llm/llm_internal.h"
-#include "test.h"
 #include "model_ref.h"
+#include "test.h"
 
 #include <dirent.h>
 #include <sys/stat.h>

@@ -305,8 +305,10 @@ static int load_model(gen_ctx *g) {
     if (cs != AM_OK) return cli_lib_error(CMD, "starting CUDA", cs);
     o.device = AM_DEVICE_CUDA;
 #else
-    fprintf(stderr, "amorph %s: --device cuda: this build has no CUDA backend "
-                    "(build with the CUDA toolkit installed)\n", CMD);
+    fprintf(stderr,
+            "amorph %s: --device cuda: this build has no CUDA backend "
+            "(build with the CUDA toolkit installed)\n",
+            CMD);
     return CLI_ERR_LIB;
 #endif
   }

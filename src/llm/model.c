@@ -155,10 +155,10 @@ static am_array device_key(loader *L, const char *name) {
 static am_array random_f32(loader *L, const char *name, const int64_t *shape,
                            int ndim, float lo, float hi) {
   if (L->opts->device != AM_DEVICE_CPU)
-    return am_add(am_mul(am_random_uniform(device_key(L, name), shape, ndim,
-                                           AM_F32),
-                         am_float(hi - lo)),
-                  am_float(lo));
+    return am_add(
+        am_mul(am_random_uniform(device_key(L, name), shape, ndim, AM_F32),
+               am_float(hi - lo)),
+        am_float(lo));
   int64_t n = numel(shape, ndim);
   float *d = malloc((size_t)(n ? n : 1) * sizeof *d);
   if (!d) return am_zeros(shape, ndim, AM_F32); /* OOM shows at eval */

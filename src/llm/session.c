@@ -209,8 +209,8 @@ am_compile_stats am_llm_session_stats(const am_llm_session *s) {
 }
 
 /* Runs one chunk of T tokens at s->pos. */
-static am_status run_chunk_here(am_llm_session *s, const int32_t *tokens, int64_t T,
-                           am_array *next, am_array *logits) {
+static am_status run_chunk_here(am_llm_session *s, const int32_t *tokens,
+                                int64_t T, am_array *next, am_array *logits) {
   int n_in = N_IN_FIXED + s->n_state;
   am_array *inp = s->io, *out = s->io + n_in; /* scratch of the session */
   /* sampling key: MLX's sequence after mx.random.seed(seed), one split

@@ -30,8 +30,8 @@
  *    are recomputed by the reference path below.
  * float64 inputs run the reference path (double precision) for all rows.
  */
-#include "nn_common.h"
 #include "attention_params.h"
+#include "nn_common.h"
 
 #include <float.h>
 #include <math.h>
@@ -40,7 +40,6 @@
 #define ATT_BK 64   /* keys per block                         */
 #define ATT_ROWS 64 /* rows per task                          */
 #define ATT_TILE 8  /* rows whose scores are computed at once */
-
 
 /* ---------------------------------------------------------------- shapes */
 

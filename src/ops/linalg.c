@@ -404,7 +404,6 @@ static am_status matmul_shapes(const am_meta *const *in, int n_in,
   return mm_infer(in[0], in[1], out);
 }
 
-
 /* addmm(c, a, b): a @ b, and c must broadcast (one way) to that result. */
 static am_status addmm_shapes(const am_meta *const *in, int n_in,
                               const void *params, am_meta *out, int n_out) {

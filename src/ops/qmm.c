@@ -31,8 +31,8 @@
  * beats any GEMV-shaped kernel once the decode is shared by enough rows.
  */
 #include "linalg_internal.h"
-#include "quant_formats.h"
 #include "qmm_params.h"
+#include "quant_formats.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -742,7 +742,6 @@ static am_status qmm_eval_common(const am_arr *x, const am_arr *w,
 /* ======================================================================
  *  Shape checks
  * ====================================================================== */
-
 
 /* Validates w/scales/biases against the format and x; writes K, N and the
  * output dtype. */

@@ -85,7 +85,6 @@ static size_t deq_scratch_bytes(int64_t k, int64_t ng) {
  *  quantize
  * ====================================================================== */
 
-
 static am_status quantize_shapes(const am_meta *const *in, int n_in,
                                  const void *params, am_meta *out, int n_out) {
   const quantize_params *p = params;
@@ -356,7 +355,6 @@ static deq_fmt make_deq_fmt(am_quant_mode mode, int gs, int bits,
  *  dequantize
  * ====================================================================== */
 
-
 static am_status dequantize_shapes(const am_meta *const *in, int n_in,
                                    const void *params, am_meta *out,
                                    int n_out) {
@@ -474,7 +472,6 @@ am_array am_dequantize(am_array wq, am_array scales, am_array biases,
 /* ======================================================================
  *  quantized_embedding: dequantized rows of a quantized table
  * ====================================================================== */
-
 
 static am_status qembed_shapes(const am_meta *const *in, int n_in,
                                const void *params, am_meta *out, int n_out) {

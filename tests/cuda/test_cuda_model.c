@@ -22,8 +22,8 @@
 #define G 64
 
 /* Logits of a prompt then G greedy steps: out[(G + 1) * V], tokens[G]. */
-static am_status decode(am_llm_model *m, const am_llm_sampler *smp,
-                        float *out, int32_t *toks, am_compile_stats *st) {
+static am_status decode(am_llm_model *m, const am_llm_sampler *smp, float *out,
+                        int32_t *toks, am_compile_stats *st) {
   am_llm_session_opts o = {.prefill_chunk = 16};
   if (smp) o.sampler = *smp;
   am_llm_session *s;
@@ -91,8 +91,8 @@ static void gpu_vs_cpu(const char *dir) {
   agree = 0;
   while (agree < G && tc[agree] == tg[agree])
     agree++;
-  printf("  %-24s sampled (T 0.8, top-k 20, top-p 0.9): agrees on %d/%d\n",
-         dir, agree, G);
+  printf("  %-24s sampled (T 0.8, top-k 20, top-p 0.9): agrees on %d/%d\n", dir,
+         agree, G);
   CHECK(agree == G, "%s: sampled tokens diverge at %d", dir, agree);
   free(lc);
   free(lg);

@@ -17,6 +17,7 @@
  * AM_CUDA_OPS=name1,name2 limits the run to those primitives.
  */
 #include "core/internal.h"
+#include "ops/sort_params.h"
 #include "samples/samples.h"
 
 #include <stdlib.h>
@@ -29,11 +30,6 @@ static const sample_fn samples[AM_OP_COUNT] = {
 };
 
 #define MAX_OUT 64
-
-typedef struct {
-  int axis;
-  int64_t k;
-} sort_params_view; /* src/ops/sort.c's sort_params */
 
 static double nmse_tol(am_dtype t) {
   switch (t) {
@@ -70,7 +66,7 @@ static double *host_values(am_array x) {
 }
 
 /* Rows of argpartition: gpu indices must split the row at kth. */
-static bool partition_ok(am_array x, am_array idx, const sort_params_view *p) {
+static bool partition_ok(am_array x, am_array idx, const sort_params *p) {
   am_array g = am_take_along_axis(x, am_to_device(idx, AM_DEVICE_CPU), p->axis);
   am_array v = am_sort(x, p->axis);
   int ax = p->axis < 0 ? p->axis + am_array_ndim(x) : p->axis;
@@ -125,7 +121,7 @@ static void check_one(int op, uint64_t seed) {
     s = am_op_make_n(op, nd->params, (am_arr *const *)din, n_in, n_out, got);
   am_set_default_device(AM_DEVICE_CPU);
   /* the node dies when its outputs are evaluated: keep what is read later */
-  sort_params_view sp = {0};
+  sort_params sp = {0};
   if (op == AM_OP_ARGPARTITION) memcpy(&sp, nd->params, sizeof sp);
   am_status sref = am_eval(ref, n_out);
   char where[160];
@@ -153,8 +149,8 @@ static void check_one(int op, uint64_t seed) {
     CHECK(same, "%s: output %d dtype/shape differ", where, j);
     if (!same) continue;
     if (op == AM_OP_ARGPARTITION) {
-      CHECK(partition_ok(in[0], got[j], &sp),
-            "%s: not a partition at kth", where);
+      CHECK(partition_ok(in[0], got[j], &sp), "%s: not a partition at kth",
+            where);
       continue;
     }
     double *gv = host_values(got[j]), *rv = host_values(ref[j]);
