@@ -146,31 +146,6 @@ static am_status put_along_cuda(am_arr *const *in, int n_in, am_arr *const *out,
 
 /* ----- slice_update ----- */
 
-/* Python's slice.indices(len) and the slice length, as indexing.c's
- * slice_norm (AM_END as stop with a negative step: through index 0). */
-static void slice_norm(int64_t start, int64_t stop, int64_t step, int64_t len,
-                       int64_t *first, int64_t *count) {
-  bool back = step < 0;
-  if (start < 0) {
-    start += len;
-    if (start < 0) start = back ? -1 : 0;
-  } else if (start >= len) {
-    start = back ? len - 1 : len;
-  }
-  if (back && stop == AM_END) {
-    stop = -1;
-  } else if (stop < 0) {
-    stop += len;
-    if (stop < 0) stop = back ? -1 : 0;
-  } else if (stop >= len) {
-    stop = back ? len - 1 : len;
-  }
-  *first = start;
-  if (back)
-    *count = stop < start ? (start - stop - 1) / -step + 1 : 0;
-  else
-    *count = start < stop ? (stop - start - 1) / step + 1 : 0;
-}
 
 /* Writes u (broadcast to `shape`) into o's region at `first` (element
  * coordinates) with per-axis steps. */
@@ -211,7 +186,7 @@ static am_status slice_update_cuda(am_arr *const *in, int n_in,
     } else if (p->step[i] == 0) {
       return am_set_error(AM_ERR_INVALID_ARG, "step 0 on axis %d", i);
     } else {
-      slice_norm(p->start[i], p->stop[i], p->step[i], x->m.shape[i], &first[i],
+      am_slice_norm(p->start[i], p->stop[i], p->step[i], x->m.shape[i], &first[i],
                  &shape[i]);
     }
   }

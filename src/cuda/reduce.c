@@ -8,26 +8,6 @@
 #include "norm.h"
 #include "ops.h"
 
-/* The reduced axes, normalized as the CPU's red_mask does. */
-static am_status red_mask(const char *name, const red_params *p, int ndim,
-                          bool *mask) {
-  memset(mask, 0, AM_MAX_DIMS * sizeof *mask);
-  if (p->all) {
-    for (int i = 0; i < ndim; i++)
-      mask[i] = true;
-    return AM_OK;
-  }
-  for (int k = 0; k < p->naxes; k++) {
-    int ax = am_norm_axis(p->axes[k], ndim);
-    if (ax < 0 || mask[ax])
-      return am_set_error(AM_ERR_INVALID_ARG,
-                          "%s: axis %d is out of range or repeated (%d dims)",
-                          name, (int)p->axes[k], ndim);
-    mask[ax] = true;
-  }
-  return AM_OK;
-}
-
 /* Appends dim (n, stride) to a row-major list, merging it into the last
  * one when the pair is contiguous; size-1 dims vanish. */
 static void push_dim(int *nd, int64_t *shape, int64_t *stride, int64_t n,
@@ -47,7 +27,7 @@ static am_status red_eval(int kind, const char *name, am_arr *const *in,
                           am_arr *const *out, const void *params) {
   const am_arr *x = in[0];
   bool mask[AM_MAX_DIMS];
-  am_status s = red_mask(name, params, x->m.ndim, mask);
+  am_status s = am_red_mask(params, x->m.ndim, mask);
   if (!s) s = am_out_alloc(out[0]);
   if (s || !out[0]->size) return s;
   am_cuda_red_geom g;

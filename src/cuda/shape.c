@@ -13,6 +13,7 @@
  */
 #include "shape.h"
 #include "ops.h"
+#include "../ops/shape_internal.h"
 
 #include "../ops/shape_params.h"
 
@@ -26,45 +27,6 @@ static am_status dev_copy(const int64_t *shape, int nd, const char *src,
 
 /* ----- reshape, flatten, unflatten ----- */
 
-/* NumPy's no-copy reshape, as src/ops/shape.c's reshape_view_strides:
- * old dims (size 1 dropped) and new dims are cut into groups of equal
- * product; a group is a view iff its old dims nest, and its new strides
- * follow from the innermost old stride. Needs a non-empty array. */
-static bool reshape_view_strides(const am_arr *x, const am_meta *to,
-                                 int64_t *nst) {
-  int64_t od[AM_MAX_DIMS], os[AM_MAX_DIMS];
-  int on = 0;
-  for (int i = 0; i < x->m.ndim; i++)
-    if (x->m.shape[i] != 1) {
-      od[on] = x->m.shape[i];
-      os[on++] = x->strides[i];
-    }
-  const int64_t *nd = to->shape;
-  int nn = to->ndim, oi = 0, oj = 1, ni = 0, nj = 1;
-  while (ni < nn && oi < on) {
-    int64_t np = nd[ni], op = od[oi];
-    while (np != op) {
-      if (np < op) {
-        if (nj >= nn) return false;
-        np *= nd[nj++];
-      } else {
-        if (oj >= on) return false;
-        op *= od[oj++];
-      }
-    }
-    for (int k = oi; k < oj - 1; k++)
-      if (os[k] != od[k + 1] * os[k + 1]) return false;
-    nst[nj - 1] = os[oj - 1];
-    for (int k = nj - 1; k > ni; k--)
-      nst[k - 1] = nst[k] * nd[k];
-    ni = nj++;
-    oi = oj++;
-  }
-  int64_t last = ni >= 1 ? nst[ni - 1] : 1;
-  for (int k = ni; k < nn; k++)
-    nst[k] = last;
-  return true;
-}
 
 static am_status reshape_cuda(am_arr *const *in, int n_in, am_arr *const *out,
                               int n_out, const void *params) {
@@ -74,7 +36,7 @@ static am_status reshape_cuda(am_arr *const *in, int n_in, am_arr *const *out,
   int64_t st[AM_MAX_DIMS];
   if (o->size == 0) {
     am_contig_strides(o->m.shape, o->m.ndim, st);
-  } else if (!reshape_view_strides(x, &o->m, st)) {
+  } else if (!am_reshape_view_strides(x, &o->m, st)) {
     /* e.g. flattening a transpose: a row-major copy */
     am_status s = am_out_alloc(o);
     if (s) return s;
@@ -148,18 +110,8 @@ static am_status repeat_cuda(am_arr *const *in, int n_in, am_arr *const *out,
   am_status s = am_out_alloc(o);
   if (s || !o->size) return s;
   int nd = x->m.ndim, ax = am_norm_axis(p->axis, nd);
-  /* out viewed as x's shape with an axis of size `repeats` after ax, read
-   * from x with stride 0 along that axis */
   int64_t sh[AM_MAX_DIMS + 1], ss[AM_MAX_DIMS + 1], ds[AM_MAX_DIMS + 1];
-  for (int i = 0, k = 0; i < nd; i++) {
-    sh[k] = x->m.shape[i];
-    ss[k++] = x->strides[i];
-    if (i == ax) {
-      sh[k] = p->repeats;
-      ss[k++] = 0;
-    }
-  }
-  am_contig_strides(sh, nd + 1, ds);
+  am_repeat_walk(x, ax, p->repeats, sh, ss, ds);
   return dev_copy(sh, nd + 1, am_arr_ptr(x), ss, o->buf->data, ds, x->m.dtype);
 }
 

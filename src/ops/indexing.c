@@ -515,8 +515,8 @@ am_array am_put_along_axis(am_array x, am_array indices, am_array values,
 
 /* Python's slice.indices(len) and the slice length; AM_END as stop with a
  * negative step means "through index 0" (Python's None). */
-static void slice_norm(int64_t start, int64_t stop, int64_t step, int64_t len,
-                       int64_t *first, int64_t *count) {
+void am_slice_norm(int64_t start, int64_t stop, int64_t step, int64_t len,
+                   int64_t *first, int64_t *count) {
   bool back = step < 0;
   if (start < 0) {
     start += len;
@@ -553,7 +553,7 @@ static am_status slice_region(const am_meta *x, const slice_params *p,
     }
     if (p->step[i] == 0)
       return AM_FAIL(AM_ERR_INVALID_ARG, "step 0 on axis %d", i);
-    slice_norm(p->start[i], p->stop[i], p->step[i], x->shape[i], &first[i],
+    am_slice_norm(p->start[i], p->stop[i], p->step[i], x->shape[i], &first[i],
                &shape[i]);
   }
   return AM_OK;

@@ -20,4 +20,10 @@ typedef struct {
   int64_t sizes[AM_MAX_DIMS]; /* dynamic_slice only: static window sizes */
 } dyn_params;
 
+/** Python's slice.indices(len): the first index and the count of a slice
+ * (AM_END as stop with a negative step: through index 0). indexing.c;
+ * shared with the CUDA backend. */
+void am_slice_norm(int64_t start, int64_t stop, int64_t step, int64_t len,
+                   int64_t *first, int64_t *count);
+
 #endif

@@ -59,7 +59,7 @@ static const char *const red_names[RK_COUNT] = {
 
 /* The reduced axes of an ndim-d input, normalized; fails on an axis out
  * of range or given twice (after normalization, so -1 and ndim-1 clash). */
-static am_status red_mask(const red_params *p, int ndim, bool *mask) {
+am_status am_red_mask(const red_params *p, int ndim, bool *mask) {
   memset(mask, 0, AM_MAX_DIMS * sizeof *mask);
   if (p->all) {
     for (int i = 0; i < ndim; i++)
@@ -101,7 +101,7 @@ static am_dtype red_out_dtype(int kind, am_dtype t) {
 static am_status red_shapes(int kind, const am_meta *x, const red_params *p,
                             am_meta *out) {
   bool mask[AM_MAX_DIMS];
-  am_status s = red_mask(p, x->ndim, mask);
+  am_status s = am_red_mask(p, x->ndim, mask);
   if (s) return s;
   /* max/min have no identity; arg* report a position that must exist */
   bool need_items = kind == RK_MAX || kind == RK_MIN || kind >= RK_ARGMAX;
@@ -978,7 +978,7 @@ static am_status red_run(const red_fns *f, const am_arr *x, const bool *mask,
 static am_status red_eval(int kind, am_arr *const *in, am_arr *const *out,
                           const void *params) {
   bool mask[AM_MAX_DIMS];
-  am_status s = red_mask(params, in[0]->m.ndim, mask);
+  am_status s = am_red_mask(params, in[0]->m.ndim, mask);
   if (!s) s = am_out_alloc(out[0]);
   if (s || !out[0]->size) return s;
   return red_run(red_table[kind][in[0]->m.dtype], in[0], mask,

@@ -16,4 +16,9 @@ typedef struct {
   int32_t reverse;
   int32_t inclusive;
 } cumsum_params;
+
+/** The reduced axes of an ndim-d input, normalized into mask; fails on an
+ * axis out of range or given twice. reduce.c; shared with the CUDA
+ * backend. */
+am_status am_red_mask(const red_params *p, int ndim, bool *mask);
 #endif

@@ -63,8 +63,8 @@ static am_status resolve_sizes(const int64_t *want, int n, int64_t size,
  * into groups of equal product; a group is a view iff its old dims nest
  * (stride[k] == shape[k+1] * stride[k+1]), and its new strides then follow
  * from the innermost old stride. Needs a non-empty array. */
-static bool reshape_view_strides(const am_arr *x, const am_meta *to,
-                                 int64_t *nst) {
+bool am_reshape_view_strides(const am_arr *x, const am_meta *to,
+                             int64_t *nst) {
   int64_t od[AM_MAX_DIMS], os[AM_MAX_DIMS];
   int on = 0;
   for (int i = 0; i < x->m.ndim; i++)
@@ -106,7 +106,7 @@ static am_status reshape_eval(am_arr *const *in, int n_in, am_arr *const *out,
   int64_t st[AM_MAX_DIMS];
   if (o->size == 0) {
     am_contig_strides(o->m.shape, o->m.ndim, st);
-  } else if (!reshape_view_strides(x, &o->m, st)) {
+  } else if (!am_reshape_view_strides(x, &o->m, st)) {
     return am_sh_copy_contig(x, o); /* e.g. flattening a transpose */
   }
   am_out_view(o, x, st, x->offset);

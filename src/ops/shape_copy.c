@@ -366,6 +366,24 @@ static am_status repeat_shapes(const am_meta *const *in, int n_in,
   return am_sh_check_size(&out[0]);
 }
 
+
+/* repeat's copy walk: out viewed as x's shape with an axis of size
+ * `repeats` after ax, read from x with stride 0 along that axis; shapes
+ * sh, source strides ss, destination strides ds (nd + 1 dims). */
+void am_repeat_walk(const am_arr *x, int ax, int64_t repeats, int64_t *sh,
+                    int64_t *ss, int64_t *ds) {
+  int nd = x->m.ndim;
+  for (int i = 0, k = 0; i < nd; i++) {
+    sh[k] = x->m.shape[i];
+    ss[k++] = x->strides[i];
+    if (i == ax) {
+      sh[k] = repeats;
+      ss[k++] = 0;
+    }
+  }
+  am_contig_strides(sh, nd + 1, ds);
+}
+
 static am_status repeat_eval(am_arr *const *in, int n_in, am_arr *const *out,
                              int n_out, const void *params) {
   const repeat_params *p = params;
@@ -374,18 +392,8 @@ static am_status repeat_eval(am_arr *const *in, int n_in, am_arr *const *out,
   am_status s = am_out_alloc(o);
   if (s) return s;
   int nd = x->m.ndim, ax = am_norm_axis(p->axis, nd);
-  /* out viewed as x's shape with an axis of size `repeats` after ax, read
-   * from x with stride 0 along that axis. */
   int64_t sh[AM_MAX_DIMS + 1], ss[AM_MAX_DIMS + 1], ds[AM_MAX_DIMS + 1];
-  for (int i = 0, k = 0; i < nd; i++) {
-    sh[k] = x->m.shape[i];
-    ss[k++] = x->strides[i];
-    if (i == ax) {
-      sh[k] = p->repeats;
-      ss[k++] = 0;
-    }
-  }
-  am_contig_strides(sh, nd + 1, ds);
+  am_repeat_walk(x, ax, p->repeats, sh, ss, ds);
   am_sh_copy(sh, nd + 1, am_arr_ptr(x), ss, o->buf->data, ds,
              am_dtype_size(x->m.dtype));
   return AM_OK;

@@ -26,6 +26,17 @@ am_status am_sh_copy_contig(const am_arr *x, am_arr *out);
  * am_meta_size computes it (a running product). */
 am_status am_sh_check_size(const am_meta *m);
 
+/** NumPy's no-copy reshape: the strides (nst) under which x's data reads
+ * as shape `to`, false when no view can (x non-empty). Shared with the
+ * CUDA backend, whose reshape is the same view or a device copy. */
+bool am_reshape_view_strides(const am_arr *x, const am_meta *to,
+                             int64_t *nst);
+
+/** repeat's copy walk (nd + 1 dims): shape sh, source strides ss into
+ * x, destination strides ds (row-major). Shared with the CUDA backend. */
+void am_repeat_walk(const am_arr *x, int ax, int64_t repeats, int64_t *sh,
+                    int64_t *ss, int64_t *ds);
+
 /** "[2,-1,3]" into buf; returns buf. */
 char *am_sh_dims_str(const int64_t *d, int n, char *buf, size_t len);
 
