@@ -314,6 +314,13 @@ am_status am_out_alloc_donate(am_arr *out, am_arr *const *cands, int n) {
   return am_out_alloc(out);
 }
 
+void am_out_place(am_arr *out, const am_arr *like, am_buffer *b) {
+  am_buffer_release(out->buf);
+  out->buf = b;
+  out->offset = like->offset;
+  memcpy(out->strides, like->strides, (size_t)like->m.ndim * sizeof(int64_t));
+}
+
 void am_out_view(am_arr *out, const am_arr *in, const int64_t *strides,
                  int64_t offset) {
   am_buffer_retain(in->buf);

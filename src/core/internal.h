@@ -271,6 +271,9 @@ am_status am_out_alloc(am_arr *out);
  * and has out's element size and count. Only for kernels that read each
  * input element before writing the same output element. */
 am_status am_out_alloc_donate(am_arr *out, am_arr *const *cands, int n);
+/** out takes b (its reference), a byte copy of like's buffer on another
+ * device: like's offset and strides then hold for out. */
+void am_out_place(am_arr *out, const am_arr *like, am_buffer *b);
 /** out becomes a view of in's buffer with the given strides/offset. */
 void am_out_view(am_arr *out, const am_arr *in, const int64_t *strides,
                  int64_t offset);
@@ -280,6 +283,19 @@ void am_broadcast_strides(const am_arr *a, const int64_t *shape, int ndim,
 static inline char *am_arr_ptr(const am_arr *a) {
   return (char *)a->buf->data + a->offset * (int64_t)am_dtype_size(a->m.dtype);
 }
+
+/* ======================================================================
+ *  A growable string (strbuf.c), for generated source code
+ * ====================================================================== */
+
+typedef struct am_sbuf {
+  char *s; /* NUL-terminated; free() it */
+  size_t n, cap;
+  bool oom; /* an allocation failed: the text is incomplete */
+} am_sbuf;
+/** Appends printf-style text. */
+void am_sb_add(am_sbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* ======================================================================
  *  CPU helpers (src/cpu)

@@ -146,7 +146,6 @@ static am_status put_along_cuda(am_arr *const *in, int n_in, am_arr *const *out,
 
 /* ----- slice_update ----- */
 
-
 /* Writes u (broadcast to `shape`) into o's region at `first` (element
  * coordinates) with per-axis steps. */
 static am_status write_region(am_arr *o, const am_arr *u, const int64_t *shape,
@@ -186,8 +185,8 @@ static am_status slice_update_cuda(am_arr *const *in, int n_in,
     } else if (p->step[i] == 0) {
       return am_set_error(AM_ERR_INVALID_ARG, "step 0 on axis %d", i);
     } else {
-      am_slice_norm(p->start[i], p->stop[i], p->step[i], x->m.shape[i], &first[i],
-                 &shape[i]);
+      am_slice_norm(p->start[i], p->stop[i], p->step[i], x->m.shape[i],
+                    &first[i], &shape[i]);
     }
   }
   am_status s = copy_or_donate(out[0], in[0]);

@@ -12,8 +12,8 @@
  * in place of the host strided copy.
  */
 #include "shape.h"
-#include "ops.h"
 #include "../ops/shape_internal.h"
+#include "ops.h"
 
 #include "../ops/shape_params.h"
 
@@ -26,7 +26,6 @@ static am_status dev_copy(const int64_t *shape, int nd, const char *src,
 }
 
 /* ----- reshape, flatten, unflatten ----- */
-
 
 static am_status reshape_cuda(am_arr *const *in, int n_in, am_arr *const *out,
                               int n_out, const void *params) {

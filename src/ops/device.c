@@ -39,10 +39,7 @@ static am_status to_device_eval(am_arr *const *in, int n_in, am_arr *const *out,
     am_buffer_release(b);
     return s;
   }
-  am_buffer_release(out[0]->buf);
-  out[0]->buf = b;
-  out[0]->offset = x->offset;
-  memcpy(out[0]->strides, x->strides, (size_t)x->m.ndim * sizeof(int64_t));
+  am_out_place(out[0], x, b);
   return AM_OK;
 }
 

@@ -554,7 +554,7 @@ static am_status slice_region(const am_meta *x, const slice_params *p,
     if (p->step[i] == 0)
       return AM_FAIL(AM_ERR_INVALID_ARG, "step 0 on axis %d", i);
     am_slice_norm(p->start[i], p->stop[i], p->step[i], x->shape[i], &first[i],
-               &shape[i]);
+                  &shape[i]);
   }
   return AM_OK;
 }

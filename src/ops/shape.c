@@ -63,8 +63,7 @@ static am_status resolve_sizes(const int64_t *want, int n, int64_t size,
  * into groups of equal product; a group is a view iff its old dims nest
  * (stride[k] == shape[k+1] * stride[k+1]), and its new strides then follow
  * from the innermost old stride. Needs a non-empty array. */
-bool am_reshape_view_strides(const am_arr *x, const am_meta *to,
-                             int64_t *nst) {
+bool am_reshape_view_strides(const am_arr *x, const am_meta *to, int64_t *nst) {
   int64_t od[AM_MAX_DIMS], os[AM_MAX_DIMS];
   int on = 0;
   for (int i = 0; i < x->m.ndim; i++)

@@ -366,7 +366,6 @@ static am_status repeat_shapes(const am_meta *const *in, int n_in,
   return am_sh_check_size(&out[0]);
 }
 
-
 /* repeat's copy walk: out viewed as x's shape with an axis of size
  * `repeats` after ax, read from x with stride 0 along that axis; shapes
  * sh, source strides ss, destination strides ds (nd + 1 dims). */

@@ -29,8 +29,7 @@ am_status am_sh_check_size(const am_meta *m);
 /** NumPy's no-copy reshape: the strides (nst) under which x's data reads
  * as shape `to`, false when no view can (x non-empty). Shared with the
  * CUDA backend, whose reshape is the same view or a device copy. */
-bool am_reshape_view_strides(const am_arr *x, const am_meta *to,
-                             int64_t *nst);
+bool am_reshape_view_strides(const am_arr *x, const am_meta *to, int64_t *nst);
 
 /** repeat's copy walk (nd + 1 dims): shape sh, source strides ss into
  * x, destination strides ds (row-major). Shared with the CUDA backend. */
