@@ -64,13 +64,18 @@ bool am_arr_is_contiguous(const am_arr *a) {
   return true;
 }
 
+void am_broadcast_strides_of(const int64_t *shape, const int64_t *strides,
+                             int nd, const int64_t *to, int nto, int64_t *out) {
+  for (int i = 0; i < nto; i++) {
+    int j = i - (nto - nd);
+    out[i] = (j < 0 || shape[j] != to[i]) ? 0 : strides[j];
+  }
+}
+
 void am_broadcast_strides(const am_arr *a, const int64_t *shape, int ndim,
                           int64_t *strides) {
-  int off = ndim - a->m.ndim;
-  for (int i = 0; i < ndim; i++) {
-    int j = i - off;
-    strides[i] = (j < 0 || a->m.shape[j] != shape[i]) ? 0 : a->strides[j];
-  }
+  am_broadcast_strides_of(a->m.shape, a->strides, a->m.ndim, shape, ndim,
+                          strides);
 }
 
 /* ======================================================================

@@ -277,6 +277,9 @@ void am_out_place(am_arr *out, const am_arr *like, am_buffer *b);
 /** out becomes a view of in's buffer with the given strides/offset. */
 void am_out_view(am_arr *out, const am_arr *in, const int64_t *strides,
                  int64_t offset);
+/** Strides (shape, strides: nd dims) broadcast to `to` (nto dims). */
+void am_broadcast_strides_of(const int64_t *shape, const int64_t *strides,
+                             int nd, const int64_t *to, int nto, int64_t *out);
 /** Strides of `a` broadcast to shape (right-aligned; 0 on broadcast dims). */
 void am_broadcast_strides(const am_arr *a, const int64_t *shape, int ndim,
                           int64_t *strides);

@@ -18,16 +18,6 @@
 
 void am_cuda_register_indexing(am_backend *b);
 
-/* Element strides of an operand broadcast to `to` (right-aligned; 0
- * where it is broadcast), as indexing.c's bcast_strides. */
-static void bcast_strides(const int64_t *shape, const int64_t *strides, int nd,
-                          const int64_t *to, int nto, int64_t *out) {
-  for (int i = 0; i < nto; i++) {
-    int j = i - (nto - nd);
-    out[i] = (j < 0 || shape[j] != to[i]) ? 0 : strides[j];
-  }
-}
-
 /* The values an update op writes, as dtype dt: u itself when the dtypes
  * agree, else a converted row-major copy (*tmp, released by the caller;
  * conversion as astype). Element strides to st. */
@@ -94,9 +84,10 @@ static am_status take_along_cuda(am_arr *const *in, int n_in,
   am_status s = am_out_alloc(o);
   if (s || !o->size) return s;
   int64_t xs[AM_MAX_DIMS], is[AM_MAX_DIMS];
-  bcast_strides(x->m.shape, x->strides, x->m.ndim, o->m.shape, o->m.ndim, xs);
-  bcast_strides(idx->m.shape, idx->strides, idx->m.ndim, o->m.shape, o->m.ndim,
-                is);
+  am_broadcast_strides_of(x->m.shape, x->strides, x->m.ndim, o->m.shape,
+                          o->m.ndim, xs);
+  am_broadcast_strides_of(idx->m.shape, idx->strides, idx->m.ndim, o->m.shape,
+                          o->m.ndim, is);
   xs[ax] = 0; /* the index supplies the position along axis */
   return run_gather(o, x, idx, ax, xs, is);
 }
@@ -125,8 +116,8 @@ static am_status put_along_cuda(am_arr *const *in, int n_in, am_arr *const *out,
   s = update_source(v, o->m.dtype, &tmp, &vp, vst);
   if (s) return s;
   int64_t ist[AM_MAX_DIMS], vbs[AM_MAX_DIMS];
-  bcast_strides(idx->m.shape, idx->strides, nd, walk, nd, ist);
-  bcast_strides(v->m.shape, vst, v->m.ndim, walk, nd, vbs);
+  am_broadcast_strides_of(idx->m.shape, idx->strides, nd, walk, nd, ist);
+  am_broadcast_strides_of(v->m.shape, vst, v->m.ndim, walk, nd, vbs);
   /* outer dims: every one but axis; the kernel walks axis in order */
   int64_t shp[AM_MAX_DIMS], s0[AM_MAX_DIMS], s1[AM_MAX_DIMS], s2[AM_MAX_DIMS];
   int k = 0;
@@ -163,7 +154,7 @@ static am_status write_region(am_arr *o, const am_arr *u, const int64_t *shape,
   const char *up;
   am_status s = update_source(u, o->m.dtype, &tmp, &up, ust);
   if (s) return s;
-  bcast_strides(u->m.shape, ust, u->m.ndim, shape, nd, src);
+  am_broadcast_strides_of(u->m.shape, ust, u->m.ndim, shape, nd, src);
   s = am_cushape_copy(nd, shape, up, src, (char *)o->buf->data + off * es, dst,
                       es, 0);
   if (tmp) am_arr_release(tmp);

@@ -177,16 +177,6 @@ static void strided_copy(const int64_t *shape, int nd, char *dst,
   am_iter_run_parallel(&it, copy_fns[log2_size(es)], NULL, 1 << 16);
 }
 
-/* Element strides of an operand (shape/strides) broadcast to `to`
- * (right-aligned; 0 where it is broadcast). */
-static void bcast_strides(const int64_t *shape, const int64_t *strides, int nd,
-                          const int64_t *to, int nto, int64_t *out) {
-  for (int i = 0; i < nto; i++) {
-    int j = i - (nto - nd);
-    out[i] = (j < 0 || shape[j] != to[i]) ? 0 : strides[j];
-  }
-}
-
 /* The values written by an update op, as x's dtype: the array itself when
  * the dtypes agree, else a converted row-major copy in *tmp (freed by the
  * caller). Strides in elements go to st. */
@@ -371,9 +361,10 @@ static am_status take_along_eval(am_arr *const *in, int n_in,
   am_status s = am_out_alloc(o);
   if (s || !o->size) return s;
   int64_t xs[AM_MAX_DIMS], is[AM_MAX_DIMS];
-  bcast_strides(x->m.shape, x->strides, x->m.ndim, o->m.shape, o->m.ndim, xs);
-  bcast_strides(idx->m.shape, idx->strides, idx->m.ndim, o->m.shape, o->m.ndim,
-                is);
+  am_broadcast_strides_of(x->m.shape, x->strides, x->m.ndim, o->m.shape,
+                          o->m.ndim, xs);
+  am_broadcast_strides_of(idx->m.shape, idx->strides, idx->m.ndim, o->m.shape,
+                          o->m.ndim, is);
   xs[ax] = 0; /* the index supplies the position along axis */
   return run_gather(o, x, idx, ax, xs, is);
 }
@@ -469,8 +460,8 @@ static am_status put_along_eval(am_arr *const *in, int n_in, am_arr *const *out,
    * in order, so duplicates resolve as "last write wins" and rows can go
    * to different threads. */
   int64_t ist[AM_MAX_DIMS], vbs[AM_MAX_DIMS];
-  bcast_strides(idx->m.shape, idx->strides, nd, walk, nd, ist);
-  bcast_strides(v->m.shape, vst, v->m.ndim, walk, nd, vbs);
+  am_broadcast_strides_of(idx->m.shape, idx->strides, nd, walk, nd, ist);
+  am_broadcast_strides_of(v->m.shape, vst, v->m.ndim, walk, nd, vbs);
   int64_t shp[AM_MAX_DIMS], s0[AM_MAX_DIMS], s1[AM_MAX_DIMS], s2[AM_MAX_DIMS];
   for (int d = 0; d < nd; d++) {
     int src = d == nd - 1 ? ax : (d < ax ? d : d + 1);
@@ -602,7 +593,7 @@ static am_status write_region(am_arr *o, const am_arr *u, const int64_t *shape,
   const char *up;
   am_status s = update_source(u, o->m.dtype, &tmp, &up, ust);
   if (s) return s;
-  bcast_strides(u->m.shape, ust, u->m.ndim, shape, nd, src);
+  am_broadcast_strides_of(u->m.shape, ust, u->m.ndim, shape, nd, src);
   strided_copy(shape, nd, (char *)o->buf->data + off * (int64_t)es, dst, up,
                src, es);
   free(tmp);
