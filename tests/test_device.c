@@ -1,0 +1,207 @@
+/*
+ * test_device — the device machinery of the core, without a GPU: a fake
+ * accelerator registered as the CUDA device keeps its "device memory" in
+ * host allocations and runs the CPU kernels, so everything around the
+ * kernels is exercised here and under the sanitizers (the real CUDA
+ * backend is tested on a GPU by tests/cuda/):
+ *  - placement (to_device both ways, views, device tags), dispatch by
+ *    input placement, host scalars read through cached device copies;
+ *  - reading results back, am_array_data on device arrays;
+ *  - a primitive without a kernel on the device: an error naming it;
+ *  - compiled calls on device inputs equal to the CPU;
+ *  - the model runtime on the device: the demo model's logits equal the
+ *    CPU's bit for bit (same kernels), and nothing leaks (ASan).
+ */
+#include "core/internal.h"
+#include "llm/llm_internal.h"
+#include "test.h"
+
+#include <stdlib.h>
+
+static int n_allocs, n_frees, n_uploads, n_downloads;
+
+static void *f_alloc(size_t n) {
+  n_allocs++;
+  return malloc(n);
+}
+static void f_free(void *p) {
+  n_frees += p != NULL;
+  free(p);
+}
+static am_status f_upload(void *d, const void *s, size_t n) {
+  n_uploads++;
+  memcpy(d, s, n);
+  return AM_OK;
+}
+static am_status f_copy(void *d, const void *s, size_t n) {
+  memcpy(d, s, n);
+  return AM_OK;
+}
+static am_status f_download(void *d, const void *s, size_t n) {
+  n_downloads++;
+  memcpy(d, s, n);
+  return AM_OK;
+}
+static am_status f_sync(void) {
+  return AM_OK;
+}
+
+/* to_device with this device as target: a view, or a copy of the bytes */
+static am_status f_to_device(am_arr *const *in, int n_in, am_arr *const *out,
+                             int n_out, const void *params) {
+  (void)n_in, (void)n_out, (void)params;
+  const am_arr *x = in[0];
+  if (x->buf->device == AM_DEVICE_CUDA) {
+    am_out_view(out[0], x, x->strides, x->offset);
+    return AM_OK;
+  }
+  am_buffer *b = am_buffer_new_on(x->buf->bytes, AM_DEVICE_CUDA);
+  if (!b) return AM_ERR_OOM;
+  f_upload(b->data, x->buf->data, x->buf->bytes);
+  am_out_place(out[0], x, b);
+  return AM_OK;
+}
+
+static am_backend fake = {
+    .name = "fake",
+    .alloc = f_alloc,
+    .free = f_free,
+    .upload = f_upload,
+    .copy = f_copy,
+    .download = f_download,
+    .synchronize = f_sync,
+};
+
+static am_array dev(am_array x) {
+  return am_to_device(x, AM_DEVICE_CUDA);
+}
+
+static void test_placement(void) {
+  am_scope_push();
+  float v[6] = {1, -2, 3, -4, 5, -6};
+  am_array x = am_array_new_data(v, (int64_t[]){2, 3}, 2, AM_F32);
+  am_array xd = dev(x);
+  CHECK(am_array_device(xd) == AM_DEVICE_CUDA, "to_device tag");
+  CHECK(!am_eval(&xd, 1), "%s", am_last_error());
+  CHECK(am_array_data(xd) == NULL, "device data has no host pointer");
+  /* a device node with a host scalar: read through its device copy */
+  am_array y = am_add(am_mul(xd, am_float(2.0)), am_float(0.5));
+  CHECK(am_array_device(y) == AM_DEVICE_CUDA, "dispatch by inputs");
+  float out[6];
+  CHECK(!am_array_read(y, AM_F32, out, 6), "%s", am_last_error());
+  for (int i = 0; i < 6; i++)
+    CHECK(out[i] == v[i] * 2 + 0.5f, "y[%d] = %g", i, out[i]);
+  /* a transposed view on the device, then back to the host */
+  am_array t = am_to_device(am_transpose(xd, (int[]){1, 0}, 2), AM_DEVICE_CPU);
+  CHECK(am_array_device(t) == AM_DEVICE_CPU, "back on the host");
+  CHECK(!am_array_read(t, AM_F32, out, 6), "%s", am_last_error());
+  float want[6] = {1, -4, -2, 5, 3, -6};
+  CHECK(!memcmp(out, want, sizeof out), "transpose through the device");
+  /* a second read of the same constants makes no new copy of them */
+  am_array c = am_float(3.0);
+  CHECK(!am_eval(&c, 1), "eval");
+  am_array z1 = am_mul(xd, c), z2 = am_add(xd, c);
+  int up = n_uploads;
+  CHECK(!am_eval((am_array[]){z1, z2}, 2), "%s", am_last_error());
+  CHECK(n_uploads == up + 1, "one upload of the shared scalar (%d)",
+        n_uploads - up);
+  am_scope_pop();
+}
+
+static void test_missing_kernel(void) {
+  am_scope_push();
+  am_eval_fn saved = fake.eval[AM_OP_SORT];
+  fake.eval[AM_OP_SORT] = NULL;
+  am_array x = dev(am_arange(0, 8, 1, AM_F32));
+  am_array s = am_sort(x, 0);
+  am_status st = am_eval(&s, 1);
+  CHECK(st == AM_ERR_UNSUPPORTED && strstr(am_last_error(), "sort"),
+        "missing kernel: %d %s", (int)st, am_last_error());
+  fake.eval[AM_OP_SORT] = saved;
+  am_scope_pop();
+}
+
+static am_status step(void *ctx, const am_array *in, int n_in, am_array *out,
+                      int n_out) {
+  (void)ctx, (void)n_in, (void)n_out;
+  out[0] = am_softmax(am_add(am_matmul(in[0], in[1]), am_float(1.0)), -1);
+  return AM_OK;
+}
+
+static void test_compiled(void) {
+  am_scope_push();
+  am_compile_options o = {.shapeless = true};
+  am_compiled f = am_compile(step, NULL, 2, 1, &o);
+  t_rng r = {7};
+  for (int64_t n = 2; n < 6; n++) {
+    am_array a = t_rand(&r, (int64_t[]){n, 4}, 2, AM_F32, -1, 1);
+    am_array b = t_rand(&r, (int64_t[]){4, 3}, 2, AM_F32, -1, 1);
+    am_array oc, od;
+    CHECK(!am_compiled_call(f, (am_array[]){a, b}, &oc), "%s", am_last_error());
+    CHECK(!am_compiled_call(f, (am_array[]){dev(a), dev(b)}, &od), "%s",
+          am_last_error());
+    CHECK(am_array_device(od) == AM_DEVICE_CUDA, "compiled on the device");
+    float x[18], y[18];
+    CHECK(!am_array_read(oc, AM_F32, x, n * 3) &&
+              !am_array_read(od, AM_F32, y, n * 3),
+          "%s", am_last_error());
+    CHECK(!memcmp(x, y, sizeof(float) * (size_t)(n * 3)), "n=%lld",
+          (long long)n);
+  }
+  am_compile_stats s = am_compiled_stats(f);
+  CHECK(s.traces == 1, "one trace for both devices (%llu)",
+        (unsigned long long)s.traces);
+  CHECK(s.graph_captures == 0, "no capture without backend support");
+  am_compiled_free(f);
+  am_scope_pop();
+}
+
+static void test_model(void) {
+  am_llm_model *mc = NULL, *md = NULL;
+  am_llm_load_opts od = {.device = AM_DEVICE_CUDA};
+  CHECK(!am_llm_model_load("../models/demo", NULL, &mc), "%s", am_last_error());
+  CHECK(!am_llm_model_load("../models/demo", &od, &md), "%s", am_last_error());
+  if (!mc || !md) goto out;
+  CHECK(am_array_device(md->lm_head.w) == AM_DEVICE_CUDA, "weights placed");
+  int64_t V = mc->cfg->vocab_size;
+  float *lc = malloc(sizeof *lc * (size_t)V),
+        *ld = malloc(sizeof *ld * (size_t)V);
+  am_llm_session *sc = NULL, *sd = NULL;
+  am_llm_session_opts so = {.prefill_chunk = 4};
+  CHECK(!am_llm_session_new(mc, &so, &sc) && !am_llm_session_new(md, &so, &sd),
+        "%s", am_last_error());
+  int32_t prompt[7] = {1, 5, 9, 2, 6, 5, 3}, nc = 0, nd = 0;
+  bool same = sc && sd && !am_llm_session_feed(sc, prompt, 7, &nc, lc) &&
+              !am_llm_session_feed(sd, prompt, 7, &nd, ld);
+  for (int i = 0; same && i < 16; i++) {
+    same = nc == nd && !memcmp(lc, ld, sizeof *lc * (size_t)V);
+    if (same)
+      same = !am_llm_session_feed(sc, &nc, 1, &nc, lc) &&
+             !am_llm_session_feed(sd, &nd, 1, &nd, ld);
+  }
+  CHECK(same, "device logits equal the CPU's: %s", am_last_error());
+  am_llm_session_free(sc);
+  am_llm_session_free(sd);
+  free(lc);
+  free(ld);
+out:
+  am_llm_model_free(mc);
+  am_llm_model_free(md);
+}
+
+int main(void) {
+  for (int op = 0; op < AM_OP_COUNT; op++)
+    fake.eval[op] = am_prims[op]->eval_cpu;
+  fake.eval[AM_OP_TO_DEVICE] = f_to_device;
+  am_backend_register(AM_DEVICE_CUDA, &fake);
+  test_placement();
+  test_missing_kernel();
+  test_compiled();
+  test_model();
+  am_memory_clear_cache();
+  CHECK(n_allocs == n_frees, "device allocations %d, frees %d", n_allocs,
+        n_frees);
+  printf("device allocations %d, uploads %d, downloads %d\n", n_allocs,
+         n_uploads, n_downloads);
+  return t_summary();
+}
