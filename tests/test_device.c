@@ -189,7 +189,25 @@ out:
   am_llm_model_free(md);
 }
 
+/* Before any backend is registered: clear errors, nothing placed. */
+static void test_absent(void) {
+  am_scope_push();
+  CHECK(!am_device_available(AM_DEVICE_CUDA), "no backend yet");
+  am_array x = am_to_device(am_float(1.0), AM_DEVICE_CUDA);
+  CHECK(am_array_status(x) == AM_ERR_UNSUPPORTED &&
+            strstr(am_array_error(x), "am_cuda_init"),
+        "to_device without a backend: %s", am_array_error(x));
+  am_llm_model *m = NULL;
+  am_llm_load_opts od = {.device = AM_DEVICE_CUDA};
+  am_status st = am_llm_model_load("../models/demo", &od, &m);
+  CHECK(st == AM_ERR_UNSUPPORTED && !m &&
+            strstr(am_last_error(), "not available"),
+        "model on an absent device: %d %s", (int)st, am_last_error());
+  am_scope_pop();
+}
+
 int main(void) {
+  test_absent();
   for (int op = 0; op < AM_OP_COUNT; op++)
     fake.eval[op] = am_prims[op]->eval_cpu;
   fake.eval[AM_OP_TO_DEVICE] = f_to_device;
