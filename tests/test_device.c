@@ -197,6 +197,10 @@ static void test_absent(void) {
   CHECK(am_array_status(x) == AM_ERR_UNSUPPORTED &&
             strstr(am_array_error(x), "am_cuda_init"),
         "to_device without a backend: %s", am_array_error(x));
+  am_array y = am_to_device(am_float(1.0), (am_device)7);
+  CHECK(am_array_status(y) == AM_ERR_INVALID_ARG &&
+            strstr(am_array_error(y), "unknown device"),
+        "unknown device: %s", am_array_error(y));
   am_llm_model *m = NULL;
   am_llm_load_opts od = {.device = AM_DEVICE_CUDA};
   am_status st = am_llm_model_load("../models/demo", &od, &m);

@@ -463,8 +463,9 @@ am_status am_op_make_n(int op, const void *params, am_arr *const *in, int n_in,
   /* Where it will run: with its inputs (the highest device among them),
    * on the named device for a placement, else the thread's default. */
   node->device = n_in ? AM_DEVICE_CPU : am_default_device();
-  if (op == AM_OP_TO_DEVICE) node->device = *(const int *)params;
-  for (int i = 0; i < n_in && op != AM_OP_TO_DEVICE; i++)
+  bool placement = p->flags & AM_OPF_PLACEMENT;
+  if (placement) node->device = *(const int *)params;
+  for (int i = 0; i < n_in && !placement; i++)
     if (in[i]->device > node->device) node->device = in[i]->device;
   node->n_in = n_in;
   node->n_out = n_out;

@@ -200,7 +200,7 @@ int am_eval_device(void) {
 
 static int device_of_inputs(int op, am_arr *const *in, int n_in,
                             const void *params, int zero_in_device) {
-  if (op == AM_OP_TO_DEVICE) return *(const int *)params;
+  if (am_prims[op]->flags & AM_OPF_PLACEMENT) return *(const int *)params;
   if (!n_in) return zero_in_device;
   int dev = AM_DEVICE_CPU;
   for (int i = 0; i < n_in; i++)
@@ -228,7 +228,7 @@ am_status am_prim_run(int op, am_arr *const *in, int n_in, am_arr *const *out,
     /* Host inputs (scalars, constants) are read through their device
      * copies, made once and cached on the host buffer. */
     int n_host = 0;
-    for (int i = 0; i < n_in && op != AM_OP_TO_DEVICE; i++)
+    for (int i = 0; i < n_in && !(p->flags & AM_OPF_PLACEMENT); i++)
       n_host += in[i]->buf && in[i]->buf->device != dev;
     if (n_host) {
       moved = n_in <= 8 ? local : malloc((size_t)n_in * sizeof *moved);

@@ -124,6 +124,9 @@ enum {
   AM_OPF_SHAPE_DEPENDENT = 1u << 4, /* params hold traced sizes: a shapeless
                                        compile keys on the input shapes   */
   AM_OPF_CREATION = 1u << 5,        /* no array inputs needed for the data    */
+  AM_OPF_PLACEMENT = 1u << 6, /* runs on the device its params name (an int,
+                                 the params' first field) and takes its
+                                 inputs wherever they are: to_device */
 };
 
 typedef am_status (*am_infer_fn)(const am_meta *const *in, int n_in,

@@ -2,15 +2,16 @@
  * device.c — placement: to_device copies an array to another device's
  * memory. It is a primitive like any other, so a compiled function
  * records its copies, and a value already on the device passes through
- * as a view. Its params are the target device alone; the dispatcher reads
- * them (am_prim_run) to run it there rather than where its input lives.
+ * as a view. Its params are the target device alone; as a placement
+ * primitive (AM_OPF_PLACEMENT) it runs there rather than where its input
+ * lives.
  * This is its host kernel (target CPU); the accelerator kernel (target
  * the device) is its backend's.
  */
 #include "../core/internal.h"
 
 typedef struct {
-  int device; /* am_device; first field: am_prim_run reads it */
+  int device; /* am_device; first field (AM_OPF_PLACEMENT) */
 } to_device_params;
 
 static am_status to_device_shapes(const am_meta *const *in, int n_in,
@@ -52,6 +53,7 @@ const am_prim am_prim_to_device = {
     .name = "to_device",
     .n_in = 1,
     .n_out = 1,
+    .flags = AM_OPF_PLACEMENT,
     .params_size = sizeof(to_device_params),
     .output_shapes = to_device_shapes,
     .eval_cpu = to_device_eval,
