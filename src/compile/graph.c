@@ -138,8 +138,14 @@ am_status am_graph_replay(am_centry *e, am_arr *const *in, bool *consumed,
     if (!plain(a) ||
         (a->buf->device != g->device && a->buf->device != AM_DEVICE_CPU))
       return AM_OK;
-    if (a->buf != g->stage[i] && !writable(g->stage[i], in, consumed, g->n_in))
-      return AM_OK;
+    if (a->buf == g->stage[i]) {
+      if (!plain(a)) return AM_OK; /* a view of its own buffer: overlap */
+      continue;
+    }
+    if (!writable(g->stage[i], in, consumed, g->n_in)) return AM_OK;
+    /* another input's buffer: filling that one first would clobber it */
+    for (int j = 0; atomic_load(&a->buf->graph_refs) && j < g->n_in; j++)
+      if (j != i && a->buf == g->stage[j]) return AM_OK;
   }
   for (int j = 0; j < g->n_out; j++)
     if (g->owritten[j] && !writable(g->obuf[j], in, consumed, g->n_in))
