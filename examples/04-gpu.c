@@ -25,13 +25,15 @@ int main(void) {
 #else
   printf("built without CUDA: running on the CPU\n");
 #endif
+  /* weights placed once; am_keep: they outlive this scope's temporaries */
+  am_scope_push();
   am_array key =
       am_array_new_data((uint32_t[]){1, 2}, (int64_t[]){2}, 1, AM_U32);
-  /* weights placed once; am_keep: they outlive the loop's scopes */
   am_array w1 = am_keep(am_to_device(
       am_random_uniform(key, (int64_t[]){32, 64}, 2, AM_F32), dev));
   am_array w2 = am_keep(
       am_to_device(am_random_uniform(key, (int64_t[]){64, 8}, 2, AM_F32), dev));
+  am_scope_pop();
   am_compiled f =
       am_compile(mlp, NULL, 3, 1, &(am_compile_options){.shapeless = true});
   for (int step = 0; step < 6; step++) {
@@ -60,6 +62,5 @@ int main(void) {
   am_compiled_free(f);
   am_array_free(w1);
   am_array_free(w2);
-  am_array_free(key);
   return 0;
 }
