@@ -1,9 +1,8 @@
 /*
- * test_device — the device machinery of the core, without a GPU: a fake
- * accelerator registered as the CUDA device keeps its "device memory" in
- * host allocations and runs the CPU kernels, so everything around the
- * kernels is exercised here and under the sanitizers (the real CUDA
- * backend is tested on a GPU by tests/cuda/):
+ * test_device — the device machinery of the core, without a GPU: the
+ * stand-in accelerator of stand_in_device.h (host memory, CPU kernels),
+ * so everything around the kernels is exercised here and under the
+ * sanitizers (the real CUDA backend is tested on a GPU by tests/cuda/):
  *  - placement (to_device both ways, views, device tags), dispatch by
  *    input placement, host scalars read through cached device copies;
  *  - reading results back, am_array_data on device arrays;
@@ -14,63 +13,12 @@
  */
 #include "core/internal.h"
 #include "llm/llm_internal.h"
+#include "stand_in_device.h"
 #include "test.h"
 
 #include <stdlib.h>
 
-static int n_allocs, n_frees, n_uploads, n_downloads;
-
-static void *f_alloc(size_t n) {
-  n_allocs++;
-  return malloc(n);
-}
-static void f_free(void *p) {
-  n_frees += p != NULL;
-  free(p);
-}
-static am_status f_upload(void *d, const void *s, size_t n) {
-  n_uploads++;
-  memcpy(d, s, n);
-  return AM_OK;
-}
-static am_status f_copy(void *d, const void *s, size_t n) {
-  memcpy(d, s, n);
-  return AM_OK;
-}
-static am_status f_download(void *d, const void *s, size_t n) {
-  n_downloads++;
-  memcpy(d, s, n);
-  return AM_OK;
-}
-static am_status f_sync(void) {
-  return AM_OK;
-}
-
-/* to_device with this device as target: a view, or a copy of the bytes */
-static am_status f_to_device(am_arr *const *in, int n_in, am_arr *const *out,
-                             int n_out, const void *params) {
-  (void)n_in, (void)n_out, (void)params;
-  const am_arr *x = in[0];
-  if (x->buf->device == AM_DEVICE_CUDA) {
-    am_out_view(out[0], x, x->strides, x->offset);
-    return AM_OK;
-  }
-  am_buffer *b = am_buffer_new_on(x->buf->bytes, AM_DEVICE_CUDA);
-  if (!b) return AM_ERR_OOM;
-  f_upload(b->data, x->buf->data, x->buf->bytes);
-  am_out_place(out[0], x, b);
-  return AM_OK;
-}
-
-static am_backend fake = {
-    .name = "fake",
-    .alloc = f_alloc,
-    .free = f_free,
-    .upload = f_upload,
-    .copy = f_copy,
-    .download = f_download,
-    .synchronize = f_sync,
-};
+static am_backend *be;
 
 static am_array dev(am_array x) {
   return am_to_device(x, AM_DEVICE_CUDA);
@@ -101,23 +49,23 @@ static void test_placement(void) {
   am_array c = am_float(3.0);
   CHECK(!am_eval(&c, 1), "eval");
   am_array z1 = am_mul(xd, c), z2 = am_add(xd, c);
-  int up = n_uploads;
+  int up = sd_uploads;
   CHECK(!am_eval((am_array[]){z1, z2}, 2), "%s", am_last_error());
-  CHECK(n_uploads == up + 1, "one upload of the shared scalar (%d)",
-        n_uploads - up);
+  CHECK(sd_uploads == up + 1, "one upload of the shared scalar (%d)",
+        sd_uploads - up);
   am_scope_pop();
 }
 
 static void test_missing_kernel(void) {
   am_scope_push();
-  am_eval_fn saved = fake.eval[AM_OP_SORT];
-  fake.eval[AM_OP_SORT] = NULL;
+  am_eval_fn saved = be->eval[AM_OP_SORT];
+  be->eval[AM_OP_SORT] = NULL;
   am_array x = dev(am_arange(0, 8, 1, AM_F32));
   am_array s = am_sort(x, 0);
   am_status st = am_eval(&s, 1);
   CHECK(st == AM_ERR_UNSUPPORTED && strstr(am_last_error(), "sort"),
         "missing kernel: %d %s", (int)st, am_last_error());
-  fake.eval[AM_OP_SORT] = saved;
+  be->eval[AM_OP_SORT] = saved;
   am_scope_pop();
 }
 
@@ -212,18 +160,15 @@ static void test_absent(void) {
 
 int main(void) {
   test_absent();
-  for (int op = 0; op < AM_OP_COUNT; op++)
-    fake.eval[op] = am_prims[op]->eval_cpu;
-  fake.eval[AM_OP_TO_DEVICE] = f_to_device;
-  am_backend_register(AM_DEVICE_CUDA, &fake);
+  be = sd_register(false);
   test_placement();
   test_missing_kernel();
   test_compiled();
   test_model();
   am_memory_clear_cache();
-  CHECK(n_allocs == n_frees, "device allocations %d, frees %d", n_allocs,
-        n_frees);
-  printf("device allocations %d, uploads %d, downloads %d\n", n_allocs,
-         n_uploads, n_downloads);
+  CHECK(sd_allocs == sd_frees, "device allocations %d, frees %d", sd_allocs,
+        sd_frees);
+  printf("device allocations %d, uploads %d, downloads %d\n", sd_allocs,
+         sd_uploads, sd_downloads);
   return t_summary();
 }
