@@ -55,20 +55,10 @@ static void sd_graph_free(void *g) {
   free(g);
 }
 
-/* to_device with this device as target: a view, or a copy of the bytes */
 static am_status sd_to_device(am_arr *const *in, int n_in, am_arr *const *out,
                               int n_out, const void *params) {
   (void)n_in, (void)n_out, (void)params;
-  const am_arr *x = in[0];
-  if (x->buf->device == AM_DEVICE_CUDA) {
-    am_out_view(out[0], x, x->strides, x->offset);
-    return AM_OK;
-  }
-  am_buffer *b = am_buffer_new_on(x->buf->bytes, AM_DEVICE_CUDA);
-  if (!b) return AM_ERR_OOM;
-  sd_upload(b->data, x->buf->data, x->buf->bytes);
-  am_out_place(out[0], x, b);
-  return AM_OK;
+  return am_to_device_upload(in, out, AM_DEVICE_CUDA);
 }
 
 static am_backend sd_backend = {

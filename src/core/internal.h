@@ -221,6 +221,11 @@ typedef struct am_backend {
   void (*graph_free)(void *graph);
 } am_backend;
 
+/** to_device's kernel for an accelerator target (its backends register
+ * it through a one-line wrapper): a view of data already there, else the
+ * bytes the host view spans go up (strides and offset kept). */
+am_status am_to_device_upload(am_arr *const *in, am_arr *const *out,
+                              int device);
 /** Registers the backend of `device` (called by am_cuda_init). */
 void am_backend_register(int device, const am_backend *b);
 /** The backend of `device`, NULL when none is registered (CPU: NULL). */

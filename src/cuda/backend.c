@@ -128,21 +128,8 @@ static am_status dev_copy_view(const am_arr *src, void *dst) {
 
 static am_status to_device_cuda(am_arr *const *in, int n_in, am_arr *const *out,
                                 int n_out, const void *params) {
-  const am_arr *x = in[0];
-  if (x->buf->device == AM_DEVICE_CUDA) {
-    am_out_view(out[0], x, x->strides, x->offset);
-    return AM_OK;
-  }
-  /* The bytes the host view spans go up; strides and offset are kept. */
-  am_buffer *b = am_buffer_new_on(x->buf->bytes, AM_DEVICE_CUDA);
-  if (!b) return AM_ERR_OOM;
-  am_status s = am_cuda_memcpy_h2d(b->data, x->buf->data, x->buf->bytes, NULL);
-  if (s) {
-    am_buffer_release(b);
-    return s;
-  }
-  am_out_place(out[0], x, b);
-  return AM_OK;
+  (void)n_in, (void)n_out, (void)params;
+  return am_to_device_upload(in, out, AM_DEVICE_CUDA);
 }
 
 /* ----- registration ----- */

@@ -44,6 +44,28 @@ static am_status to_device_eval(am_arr *const *in, int n_in, am_arr *const *out,
   return AM_OK;
 }
 
+am_status am_to_device_upload(am_arr *const *in, am_arr *const *out,
+                              int device) {
+  const am_arr *x = in[0];
+  if (x->buf->device == device) {
+    am_out_view(out[0], x, x->strides, x->offset);
+    return AM_OK;
+  }
+  if (x->buf->device != AM_DEVICE_CPU)
+    return am_set_error(AM_ERR_UNSUPPORTED, "to_device: from %s to %s directly",
+                        am_device_name(x->buf->device), am_device_name(device));
+  am_buffer *b = am_buffer_new_on(x->buf->bytes, device);
+  if (!b) return AM_ERR_OOM;
+  am_status s =
+      am_backend_get(device)->upload(b->data, x->buf->data, x->buf->bytes);
+  if (s) {
+    am_buffer_release(b);
+    return s;
+  }
+  am_out_place(out[0], x, b);
+  return AM_OK;
+}
+
 static void to_device_str(const void *params, char *buf, size_t n) {
   snprintf(buf, n, "%s",
            am_device_name(((const to_device_params *)params)->device));
